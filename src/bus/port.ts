@@ -1,0 +1,77 @@
+import type { AuditRecord, DeadLetter, FeatureVector, NodeScore, TelemetrySample } from '../messages.js';
+
+/** Logical topics and the one message type each carries. Adapters add the configured prefix. */
+export interface TopicMap {
+  telemetry: TelemetrySample;
+  features: FeatureVector;
+  scores: NodeScore;
+  actions: AuditRecord;
+  deadletter: DeadLetter;
+}
+export type TopicName = keyof TopicMap;
+export const TOPIC_NAMES: readonly TopicName[] = ['telemetry', 'features', 'scores', 'actions', 'deadletter'];
+
+export interface OutgoingRecord<T> {
+  /** Partitioning key: the node id for per-node topics. Records with one key keep their order. */
+  key: string;
+  value: T;
+  /** Event time, epoch ms; defaults to now. */
+  timestamp?: number;
+}
+
+export interface DeliveredRecord<T> {
+  topic: TopicName;
+  partition: number;
+  /** Offset within the partition, as a decimal string (Kafka offsets exceed 2^53 in theory). */
+  offset: string;
+  key: string;
+  value: T;
+  timestamp: number;
+}
+
+/**
+ * Called with a batch from one partition, in offset order. The batch's offsets are committed only after the
+ * promise resolves (at-least-once): a crash before that redelivers the batch, so handlers must tolerate duplicates.
+ */
+export type BatchHandler<T> = (batch: DeliveredRecord<T>[]) => Promise<void>;
+
+export interface SubscribeOptions {
+  /** Consumer group; consumers in one group share the topic's partitions. */
+  groupId: string;
+  /** Where a group with no committed offset starts. Default: latest. */
+  fromBeginning?: boolean;
+  /** Called after partitions are assigned to this consumer (on join and on every rebalance). */
+  onAssigned?: (partitions: number[]) => Promise<void> | void;
+  /** Called before partitions are taken away. */
+  onRevoked?: (partitions: number[]) => Promise<void> | void;
+}
+
+export interface Subscription {
+  /** Leaves the group; the remaining members take over its partitions. */
+  stop(): Promise<void>;
+}
+
+/** The bus port: Kafka in production, in-process by default. */
+export interface Bus {
+  /** Creates the topics if missing. Idempotent. */
+  ensureTopics(): Promise<void>;
+  publish<K extends TopicName>(topic: K, records: OutgoingRecord<TopicMap[K]>[]): Promise<void>;
+  subscribe<K extends TopicName>(
+    topic: K,
+    handler: BatchHandler<TopicMap[K]>,
+    options: SubscribeOptions,
+  ): Promise<Subscription>;
+  /** Messages not yet committed by a group, summed over partitions. */
+  lag(topic: TopicName, groupId: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** FNV-1a over the key's UTF-16 code units: stable across processes, so a node always lands on one partition. */
+export function partitionForKey(key: string, partitions: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % partitions;
+}
