@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `npm test`: lint, types, then every test — unit, real-service integration and browser — with the real services
+# installed and started by the project's own scripts. Services this run started are stopped again at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SERVICES=(databases victoria-metrics chromium node-exporter kamailio kafka)
+
+started=()
+cleanup() {
+  for svc in "${started[@]}"; do bash "scripts/services/$svc.sh" stop >/dev/null 2>&1 || true; done
+}
+trap cleanup EXIT
+
+echo "== lint and types"
+npx biome check .
+npx tsc --noEmit
+
+echo "== services"
+for svc in "${SERVICES[@]}"; do
+  script="scripts/services/$svc.sh"
+  [ -f "$script" ] || continue
+  if bash "$script" status >/dev/null 2>&1; then
+    echo "$svc: already running"
+  else
+    bash "$script" start
+    started+=("$svc")
+    echo "$svc: started"
+  fi
+done
+
+echo "== tests"
+npx vitest run "$@"
+
+if [ -f scripts/run-notebooks.sh ]; then
+  echo "== notebooks"
+  bash scripts/run-notebooks.sh
+fi
