@@ -29,7 +29,16 @@ for svc in "${SERVICES[@]}"; do
 done
 
 echo "== tests"
-npx vitest run "$@"
+mkdir -p var
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile=var/vitest-report.json "$@" || status=$?
+# One plain closing line that any CI reader understands.
+node -e '
+  const r = JSON.parse(require("fs").readFileSync("var/vitest-report.json", "utf8"));
+  const skipped = r.numPendingTests + r.numTodoTests;
+  console.log(`Tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+' || true
+[ "$status" -eq 0 ] || exit "$status"
 
 if [ -f scripts/run-notebooks.sh ]; then
   echo "== notebooks"

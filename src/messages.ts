@@ -42,6 +42,8 @@ export const METRICS = {
   'db.query_ms': { kind: 'latency', unit: 'ms' },
   /** Failed or timed-out database probes. count */
   'db.probe_failures': { kind: 'counter', unit: 'count' },
+  /** Database connections waiting for a pooled client (pool saturation). count */
+  'db.pool_waiting': { kind: 'gauge', unit: 'count' },
   /** Largest taskprocessor queue depth on the node. tasks */
   'taskprocessor.max_queue': { kind: 'gauge', unit: 'tasks' },
   /** Resident memory of the Asterisk process. MiB */

@@ -237,6 +237,9 @@ export class ClusterView {
     if (!last || point.ts > last.ts) {
       points.push(point);
     } else {
+      // Older than everything kept once the history is full: it would be trimmed first, and keeping it would leave a
+      // hole between it and the kept points.
+      if (points.length >= this.historyLimit && point.ts < (points[0]?.ts ?? 0)) return;
       // Out of order or redelivered (the bus is at-least-once): keep one point per timestamp, in order.
       const at = lowerBound(points, point.ts);
       if (points[at]?.ts === point.ts) points[at] = point;

@@ -1,0 +1,143 @@
+/** Embedded store: one SQLite file in WAL mode (better-sqlite3 is synchronous; calls are short). */
+import Database from 'better-sqlite3';
+import { ForesightError } from '../../errors.js';
+import type { AuditRecord, NodeRecord } from '../../messages.js';
+import type { AuditQuery, Store } from '../ports.js';
+import { type AuditRow, auditLimit, auditWhere, type NodeRow, rowToAudit, rowToNode, serializeDetails } from './schema.js';
+
+const DDL = `
+CREATE TABLE IF NOT EXISTS nodes (
+  node_id TEXT PRIMARY KEY,
+  set_id INTEGER NOT NULL,
+  uri TEXT NOT NULL,
+  state TEXT NOT NULL,
+  since INTEGER NOT NULL,
+  pinned INTEGER NOT NULL DEFAULT 0,
+  manual_override TEXT,
+  last_drain_at INTEGER,
+  decision_id TEXT,
+  reason TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts INTEGER NOT NULL,
+  node_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  decision_id TEXT,
+  dry_run INTEGER NOT NULL DEFAULT 0,
+  details TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS audit_node_seq ON audit (node_id, seq);
+CREATE INDEX IF NOT EXISTS audit_kind_seq ON audit (kind, seq);
+CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts);
+`;
+
+export interface SqliteStoreOptions {
+  /** File path, or `:memory:` for tests and benchmarks. */
+  path: string;
+}
+
+export class SqliteStore implements Store {
+  readonly name = 'sqlite';
+  private db: Database.Database | null = null;
+  private readonly path: string;
+
+  constructor(options: SqliteStoreOptions) {
+    this.path = options.path;
+  }
+
+  async init(): Promise<void> {
+    if (this.db) return;
+    try {
+      const db = new Database(this.path);
+      db.pragma('journal_mode = WAL');
+      // WAL with NORMAL sync survives a process crash; only an OS crash may lose the last transactions.
+      db.pragma('synchronous = NORMAL');
+      db.pragma('busy_timeout = 5000');
+      db.exec(DDL);
+      this.db = db;
+    } catch (err) {
+      throw new ForesightError('FORESIGHT_ERR_STORE', `cannot open SQLite store ${this.path}`, { cause: err });
+    }
+  }
+
+  private get conn(): Database.Database {
+    if (!this.db) throw new ForesightError('FORESIGHT_ERR_STORE', 'SQLite store used before init() or after close()');
+    return this.db;
+  }
+
+  private run<T>(what: string, fn: (db: Database.Database) => T): T {
+    const db = this.conn;
+    try {
+      return fn(db);
+    } catch (err) {
+      if (err instanceof ForesightError) throw err;
+      throw new ForesightError('FORESIGHT_ERR_STORE', `SQLite ${what} failed`, { cause: err });
+    }
+  }
+
+  async getNode(nodeId: string): Promise<NodeRecord | null> {
+    const row = this.run('getNode', (db) => db.prepare('SELECT * FROM nodes WHERE node_id = ?').get(nodeId)) as
+      | NodeRow
+      | undefined;
+    return row ? rowToNode(row) : null;
+  }
+
+  async listNodes(): Promise<NodeRecord[]> {
+    const rows = this.run('listNodes', (db) => db.prepare('SELECT * FROM nodes ORDER BY node_id').all()) as NodeRow[];
+    return rows.map(rowToNode);
+  }
+
+  async putNode(r: NodeRecord): Promise<void> {
+    this.run('putNode', (db) =>
+      db
+        .prepare(
+          `INSERT INTO nodes (node_id, set_id, uri, state, since, pinned, manual_override, last_drain_at, decision_id, reason)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (node_id) DO UPDATE SET set_id = excluded.set_id, uri = excluded.uri, state = excluded.state,
+             since = excluded.since, pinned = excluded.pinned, manual_override = excluded.manual_override,
+             last_drain_at = excluded.last_drain_at, decision_id = excluded.decision_id, reason = excluded.reason`,
+        )
+        .run(
+          r.nodeId,
+          r.setId,
+          r.uri,
+          r.state,
+          r.since,
+          r.pinned ? 1 : 0,
+          r.manualOverride,
+          r.lastDrainAt,
+          r.decisionId,
+          r.reason,
+        ),
+    );
+  }
+
+  async appendAudit(r: Omit<AuditRecord, 'seq'>): Promise<AuditRecord> {
+    const details = serializeDetails(r.details);
+    const info = this.run('appendAudit', (db) =>
+      db
+        .prepare(
+          'INSERT INTO audit (ts, node_id, kind, actor, reason, decision_id, dry_run, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        )
+        .run(r.ts, r.nodeId, r.kind, r.actor, r.reason, r.decisionId, r.dryRun ? 1 : 0, details),
+    );
+    return { ...r, details: JSON.parse(details) as Record<string, unknown>, seq: Number(info.lastInsertRowid) };
+  }
+
+  async queryAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    const limit = auditLimit(query);
+    const where = auditWhere(query, () => '?');
+    const rows = this.run('queryAudit', (db) =>
+      db.prepare(`SELECT * FROM audit ${where.sql} ORDER BY seq DESC LIMIT ?`).all(...where.values, limit),
+    ) as AuditRow[];
+    return rows.map(rowToAudit);
+  }
+
+  async close(): Promise<void> {
+    this.db?.close();
+    this.db = null;
+  }
+}

@@ -1,0 +1,208 @@
+import { errorMessage, isRetriable } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { DeadLetter } from '../messages.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, decode, payloadExcerpt } from './codec.js';
+import type { BatchHandler, DeliveredRecord, OutgoingRecord, TopicName } from './port.js';
+
+/** Options shared by both Kafka adapters. */
+export interface KafkaBusOptions {
+  /** Bootstrap brokers, `host:port`. */
+  brokers: string[];
+  /** Topic names are `<topicPrefix>.<topic>`, e.g. `foresight.telemetry`. */
+  topicPrefix: string;
+  clientId?: string;
+  /** Partitions of each topic created by ensureTopics. Default 6. */
+  partitions?: number;
+  /** Replication factor of each topic created by ensureTopics. Default 1 (single broker). */
+  replicationFactor?: number;
+  /** Producer compression. gzip is built into both clients; none trades bandwidth for CPU. Default gzip. */
+  compression?: 'gzip' | 'none';
+  /** Messages larger than this are refused by publish and dead-lettered by consumers. Default 256 KiB. */
+  maxMessageBytes?: number;
+  /** Consumer session timeout: a dead member's partitions move after this. Default 10 s. */
+  sessionTimeoutMs?: number;
+  /** Heartbeat interval; a third of the session timeout or less. Default 1 s. */
+  heartbeatIntervalMs?: number;
+  /** Attempts of a batch whose handler fails with a non-retriable error before records are isolated and dead-lettered. */
+  maxAttempts?: number;
+  /** Upper bound of the backoff between attempts of a failing batch. Default 5 s. */
+  maxBackoffMs?: number;
+  logger?: Logger;
+}
+
+export interface ResolvedKafkaOptions extends Required<Omit<KafkaBusOptions, 'logger'>> {
+  logger: Logger;
+}
+
+export function resolveOptions(options: KafkaBusOptions, logger: Logger): ResolvedKafkaOptions {
+  return {
+    brokers: options.brokers,
+    topicPrefix: options.topicPrefix,
+    clientId: options.clientId ?? 'foresight',
+    partitions: options.partitions ?? 6,
+    replicationFactor: options.replicationFactor ?? 1,
+    compression: options.compression ?? 'gzip',
+    maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    sessionTimeoutMs: options.sessionTimeoutMs ?? 10_000,
+    heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1_000,
+    maxAttempts: options.maxAttempts ?? 3,
+    maxBackoffMs: options.maxBackoffMs ?? 5_000,
+    logger,
+  };
+}
+
+export function kafkaTopic(prefix: string, topic: TopicName): string {
+  return `${prefix}.${topic}`;
+}
+
+/** One record as fetched, before decoding. */
+export interface RawRecord {
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  timestamp: number;
+}
+
+export interface BatchContext {
+  topic: TopicName;
+  kafkaTopic: string;
+  handler: BatchHandler<unknown>;
+  options: ResolvedKafkaOptions;
+  logger: Logger;
+  /** Publishes dead letters and resolves once they are durable. */
+  deadLetter: (letters: OutgoingRecord<DeadLetter>[]) => Promise<void>;
+  /** False once the consumer is stopping or lost the partition: stop retrying and leave the batch uncommitted. */
+  isActive: () => boolean;
+  /** Keeps the group membership alive while a failing batch is retried. */
+  heartbeat?: () => Promise<void>;
+}
+
+/**
+ * Decodes a fetched batch, dead-letters poison records, and hands the rest to the handler until it succeeds.
+ * Resolves when every record of the batch is accounted for (handled or dead-lettered), so the caller may commit;
+ * rejects when the consumer stopped first, so the caller must not commit.
+ */
+export async function processBatch(ctx: BatchContext, raw: RawRecord[]): Promise<void> {
+  const good: DeliveredRecord<unknown>[] = [];
+  const poison: OutgoingRecord<DeadLetter>[] = [];
+  for (const r of raw) {
+    const decoded = decode(ctx.topic, r.value, ctx.options.maxMessageBytes);
+    const key = r.key === null ? '' : r.key.toString('utf8');
+    if (decoded.ok) {
+      good.push({ topic: ctx.topic, partition: r.partition, offset: r.offset, key, value: decoded.value, timestamp: r.timestamp });
+    } else {
+      poison.push(deadLetterFor(ctx, r, key, decoded.code, decoded.reason));
+    }
+  }
+  if (poison.length > 0) {
+    ctx.logger.warn({ topic: ctx.kafkaTopic, count: poison.length, reason: poison[0]?.value.reason }, 'dead-lettering poison messages');
+    await ctx.deadLetter(poison);
+  }
+  if (good.length === 0) return;
+  await handleWithRetry(ctx, good);
+}
+
+async function handleWithRetry(ctx: BatchContext, batch: DeliveredRecord<unknown>[]): Promise<void> {
+  let attempt = 0;
+  let failures = 0;
+  for (;;) {
+    attempt++;
+    try {
+      await ctx.handler(batch);
+      return;
+    } catch (err) {
+      assertActive(ctx);
+      const retriable = isRetriable(err);
+      if (!retriable) failures++;
+      ctx.logger.warn({ topic: ctx.kafkaTopic, attempt, retriable, err: errorMessage(err) }, 'batch handler failed');
+      // A retriable failure (a store or a network down) is waited out: dead-lettering it would lose good data.
+      if (!retriable && failures >= ctx.options.maxAttempts) break;
+      await sleep(Math.min(ctx.options.maxBackoffMs, 50 * 2 ** Math.min(attempt, 10)));
+      assertActive(ctx);
+      await ctx.heartbeat?.().catch(() => undefined);
+    }
+  }
+  // Isolate the record(s) the handler keeps failing on: retry one by one and dead-letter only those.
+  const letters: OutgoingRecord<DeadLetter>[] = [];
+  for (const record of batch) {
+    try {
+      await ctx.handler([record]);
+    } catch (err) {
+      assertActive(ctx);
+      letters.push({
+        key: record.key,
+        value: {
+          topic: ctx.topic,
+          partition: record.partition,
+          offset: record.offset,
+          code: 'FORESIGHT_ERR_HANDLER',
+          reason: errorMessage(err),
+          payload: safeExcerpt(record.value),
+          ts: Date.now(),
+        },
+      });
+    }
+  }
+  if (letters.length === 0) return;
+  if (ctx.topic === 'deadletter') {
+    // Never dead-letter a dead letter: that could loop forever.
+    ctx.logger.error({ count: letters.length }, 'dead-letter handler failed; records skipped');
+    return;
+  }
+  await ctx.deadLetter(letters);
+}
+
+function deadLetterFor(ctx: BatchContext, r: RawRecord, key: string, code: string, reason: string): OutgoingRecord<DeadLetter> {
+  return {
+    key,
+    value: {
+      topic: ctx.topic,
+      partition: r.partition,
+      offset: r.offset,
+      code,
+      reason,
+      payload: payloadExcerpt(r.value),
+      ts: Date.now(),
+    },
+  };
+}
+
+function safeExcerpt(value: unknown): string {
+  try {
+    return (JSON.stringify(value) ?? String(value)).slice(0, 4096);
+  } catch {
+    return String(value).slice(0, 4096);
+  }
+}
+
+/** Thrown when a consumer stops or loses its partition mid-batch: the batch stays uncommitted and is redelivered. */
+export class ConsumerInactiveError extends Error {
+  constructor() {
+    super('consumer stopped or lost the partition before the batch was processed');
+    this.name = 'ConsumerInactiveError';
+  }
+}
+
+function assertActive(ctx: BatchContext): void {
+  if (!ctx.isActive()) throw new ConsumerInactiveError();
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Serialises callbacks that must not overlap (rebalance hooks), and lets batches wait for the latest one. */
+export class HookChain {
+  private tail: Promise<void> = Promise.resolve();
+  constructor(private readonly logger: Logger) {}
+  run(fn: () => Promise<void> | void): Promise<void> {
+    this.tail = this.tail.then(fn).catch((err: unknown) => {
+      this.logger.error({ err: errorMessage(err) }, 'rebalance hook failed');
+    });
+    return this.tail;
+  }
+  settled(): Promise<void> {
+    return this.tail;
+  }
+}

@@ -1,0 +1,270 @@
+import {
+  type Admin,
+  CompressionTypes,
+  type Consumer,
+  Kafka,
+  type LogEntry,
+  logLevel,
+  type Producer,
+} from 'kafkajs';
+import { ForesightError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import type { DeadLetter } from '../messages.js';
+import { encode } from './codec.js';
+import {
+  ConsumerInactiveError,
+  HookChain,
+  type KafkaBusOptions,
+  kafkaTopic,
+  processBatch,
+  type ResolvedKafkaOptions,
+  resolveOptions,
+} from './kafka-common.js';
+import {
+  type BatchHandler,
+  type Bus,
+  type OutgoingRecord,
+  partitionForKey,
+  type SubscribeOptions,
+  type Subscription,
+  TOPIC_NAMES,
+  type TopicMap,
+  type TopicName,
+} from './port.js';
+
+/**
+ * Bus over Kafka with kafkajs. Records are partitioned with the port's partitionForKey (not the client's default
+ * murmur2), so this adapter and the @platformatic/kafka one place a node on the same partition and can be mixed.
+ */
+export class KafkajsBus implements Bus {
+  private readonly options: ResolvedKafkaOptions;
+  private readonly logger: Logger;
+  private readonly kafka: Kafka;
+  private readonly producer: Producer;
+  private readonly admin: Admin;
+  private connecting: Promise<void> | null = null;
+  private readonly partitionCounts = new Map<string, number>();
+  private readonly subscriptions = new Set<Subscription>();
+  private closed = false;
+
+  constructor(options: KafkaBusOptions) {
+    this.logger = (options.logger ?? silentLogger()).child({ component: 'kafka-bus', client: 'kafkajs' });
+    this.options = resolveOptions(options, this.logger);
+    this.kafka = new Kafka({
+      clientId: this.options.clientId,
+      brokers: this.options.brokers,
+      logLevel: logLevel.WARN,
+      logCreator: () => (entry: LogEntry) => this.logKafkajs(entry),
+      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000 },
+    });
+    // Idempotence makes producer retries safe (no duplicate, no reordering); one request in flight keeps that true.
+    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    this.admin = this.kafka.admin();
+  }
+
+  async ensureTopics(): Promise<void> {
+    await this.connect();
+    const wanted = TOPIC_NAMES.map((t) => kafkaTopic(this.options.topicPrefix, t));
+    const existing = new Set(await this.admin.listTopics());
+    const missing = wanted.filter((t) => !existing.has(t));
+    if (missing.length > 0) {
+      try {
+        await this.admin.createTopics({
+          waitForLeaders: true,
+          topics: missing.map((topic) => ({
+            topic,
+            numPartitions: this.options.partitions,
+            replicationFactor: this.options.replicationFactor,
+          })),
+        });
+        this.logger.info({ topics: missing }, 'created topics');
+      } catch (err) {
+        // Another replica may have created them at the same moment; anything else is real.
+        if (!String((err as Error).message).includes('already exists')) throw err;
+      }
+    }
+    await this.loadPartitionCounts(wanted);
+  }
+
+  async publish<K extends TopicName>(topic: K, records: OutgoingRecord<TopicMap[K]>[]): Promise<void> {
+    if (records.length === 0) return;
+    if (this.closed) throw new ForesightError('FORESIGHT_ERR_CONFLICT', 'bus closed');
+    await this.connect();
+    const name = kafkaTopic(this.options.topicPrefix, topic);
+    const partitions = await this.partitionCount(name);
+    const now = Date.now();
+    const messages = records.map((r) => ({
+      key: r.key,
+      value: encode(topic, r.value, this.options.maxMessageBytes),
+      partition: partitionForKey(r.key, partitions),
+      timestamp: String(r.timestamp ?? now),
+    }));
+    await this.producer.send({
+      topic: name,
+      messages,
+      acks: -1,
+      compression: this.options.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+    });
+  }
+
+  async subscribe<K extends TopicName>(
+    topic: K,
+    handler: BatchHandler<TopicMap[K]>,
+    options: SubscribeOptions,
+  ): Promise<Subscription> {
+    await this.connect();
+    const name = kafkaTopic(this.options.topicPrefix, topic);
+    const logger = this.logger.child({ topic: name, groupId: options.groupId });
+    const consumer: Consumer = this.kafka.consumer({
+      groupId: options.groupId,
+      sessionTimeout: this.options.sessionTimeoutMs,
+      heartbeatInterval: this.options.heartbeatIntervalMs,
+      rebalanceTimeout: Math.max(this.options.sessionTimeoutMs, 10_000),
+      maxWaitTimeInMs: 200,
+      maxBytesPerPartition: 4 * 1024 * 1024,
+      allowAutoTopicCreation: false,
+      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000 },
+    });
+    const hooks = new HookChain(logger);
+    let assigned: number[] = [];
+    let stopping = false;
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      const next = [...(event.payload.memberAssignment[name] ?? [])].sort((a, b) => a - b);
+      const previous = assigned;
+      assigned = next;
+      const revoked = previous.filter((p) => !next.includes(p));
+      const changed = revoked.length > 0 || next.some((p) => !previous.includes(p));
+      void hooks.run(async () => {
+        if (revoked.length > 0) await options.onRevoked?.(revoked);
+        if (changed) await options.onAssigned?.(next);
+      });
+    });
+    consumer.on(consumer.events.CRASH, (event) => {
+      logger.warn({ err: event.payload.error.message, restart: event.payload.restart }, 'consumer crashed');
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [name], fromBeginning: options.fromBeginning ?? false });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        // Rebuilding state for newly assigned partitions comes before their first batch.
+        await hooks.settled();
+        if (batch.isEmpty()) return;
+        const isActive = () => !stopping && isRunning() && !isStale();
+        try {
+          await processBatch(
+            {
+              topic,
+              kafkaTopic: name,
+              handler: handler as BatchHandler<unknown>,
+              options: this.options,
+              logger,
+              deadLetter: (letters: OutgoingRecord<DeadLetter>[]) => this.publish('deadletter', letters),
+              isActive,
+              heartbeat,
+            },
+            batch.messages.map((m) => ({
+              partition: batch.partition,
+              offset: m.offset,
+              key: m.key,
+              value: m.value,
+              timestamp: Number(m.timestamp),
+            })),
+          );
+        } catch (err) {
+          // Leaving the batch unresolved and uncommitted makes Kafka deliver it again, here or to the new owner.
+          if (err instanceof ConsumerInactiveError) return;
+          throw err;
+        }
+        const last = batch.lastOffset();
+        resolveOffset(last);
+        await consumer.commitOffsets([
+          { topic: name, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
+        ]);
+      },
+    });
+    const subscription: Subscription = {
+      stop: async () => {
+        if (stopping) return;
+        stopping = true;
+        this.subscriptions.delete(subscription);
+        await consumer.disconnect();
+        const lost = assigned;
+        assigned = [];
+        await hooks.run(async () => {
+          if (lost.length > 0) await options.onRevoked?.(lost);
+        });
+      },
+    };
+    this.subscriptions.add(subscription);
+    return subscription;
+  }
+
+  async lag(topic: TopicName, groupId: string): Promise<number> {
+    await this.connect();
+    const name = kafkaTopic(this.options.topicPrefix, topic);
+    const [ends, committed] = await Promise.all([
+      this.admin.fetchTopicOffsets(name),
+      this.admin.fetchOffsets({ groupId, topics: [name] }),
+    ]);
+    const byPartition = new Map<number, bigint>();
+    for (const p of committed[0]?.partitions ?? []) byPartition.set(p.partition, BigInt(p.offset));
+    let lag = 0n;
+    for (const p of ends) {
+      const done = byPartition.get(p.partition) ?? -1n;
+      // A group with no commit on a partition has everything still retained ahead of it.
+      const from = done >= 0n ? done : BigInt(p.low);
+      lag += BigInt(p.high) - from;
+    }
+    return Number(lag);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of [...this.subscriptions]) await s.stop();
+    if (this.connecting) {
+      await this.connecting.catch(() => undefined);
+      await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
+    }
+  }
+
+  private connect(): Promise<void> {
+    if (this.closed) return Promise.reject(new ForesightError('FORESIGHT_ERR_CONFLICT', 'bus closed'));
+    if (!this.connecting) {
+      this.connecting = Promise.all([this.producer.connect(), this.admin.connect()]).then(() => undefined);
+      this.connecting.catch(() => {
+        this.connecting = null;
+      });
+    }
+    return this.connecting;
+  }
+
+  private async partitionCount(name: string): Promise<number> {
+    const known = this.partitionCounts.get(name);
+    if (known !== undefined) return known;
+    await this.loadPartitionCounts([name]);
+    const count = this.partitionCounts.get(name);
+    if (count === undefined) throw new ForesightError('FORESIGHT_ERR_CONFIG', `topic ${name} does not exist`);
+    return count;
+  }
+
+  private async loadPartitionCounts(names: string[]): Promise<void> {
+    const meta = await this.admin.fetchTopicMetadata({ topics: names });
+    for (const t of meta.topics) {
+      if (t.partitions.length > 0) this.partitionCounts.set(t.name, t.partitions.length);
+    }
+  }
+
+  private logKafkajs(entry: LogEntry): void {
+    const { message, ...extra } = entry.log;
+    const fields = { ns: entry.namespace, ...extra };
+    if (entry.level === logLevel.ERROR) this.logger.error(fields, message);
+    else if (entry.level === logLevel.WARN) this.logger.warn(fields, message);
+    else this.logger.debug(fields, message);
+  }
+}
+
+export const kafkajsBusSatisfiesPort = KafkajsBus satisfies new (options: KafkaBusOptions) => Bus;

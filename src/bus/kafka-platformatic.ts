@@ -1,0 +1,332 @@
+import { Admin, Consumer, type Message, type MessagesStream, Producer } from '@platformatic/kafka';
+import { errorMessage, ForesightError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import type { DeadLetter } from '../messages.js';
+import { encode } from './codec.js';
+import {
+  ConsumerInactiveError,
+  HookChain,
+  type KafkaBusOptions,
+  kafkaTopic,
+  processBatch,
+  type ResolvedKafkaOptions,
+  resolveOptions,
+  sleep,
+} from './kafka-common.js';
+import {
+  type BatchHandler,
+  type Bus,
+  type OutgoingRecord,
+  partitionForKey,
+  type SubscribeOptions,
+  type Subscription,
+  TOPIC_NAMES,
+  type TopicMap,
+  type TopicName,
+} from './port.js';
+
+type RawMessage = Message<Buffer, Buffer, Buffer, Buffer>;
+
+/** Largest batch handed to a handler; the stream is paused while this many times four records wait. */
+const MAX_BATCH = 8192;
+const PAUSE_AT = MAX_BATCH * 4;
+
+/**
+ * Bus over Kafka with @platformatic/kafka. Same topics, wire format and partitioning as KafkajsBus, so the two
+ * can be swapped (or mixed during a migration) without moving any node to another partition.
+ */
+export class PlatformaticBus implements Bus {
+  private readonly options: ResolvedKafkaOptions;
+  private readonly logger: Logger;
+  private readonly producer: Producer<Buffer, Buffer, Buffer, Buffer>;
+  private readonly admin: Admin;
+  private readonly partitionCounts = new Map<string, number>();
+  private readonly subscriptions = new Set<Subscription>();
+  private closed = false;
+
+  constructor(options: KafkaBusOptions) {
+    this.logger = (options.logger ?? silentLogger()).child({ component: 'kafka-bus', client: 'platformatic' });
+    this.options = resolveOptions(options, this.logger);
+    this.producer = new Producer({
+      clientId: this.options.clientId,
+      bootstrapBrokers: this.options.brokers,
+      idempotent: true,
+      acks: -1,
+      compression: this.options.compression,
+      autocreateTopics: false,
+      retries: 8,
+      retryDelay: 500,
+    });
+    this.admin = new Admin({ clientId: `${this.options.clientId}-admin`, bootstrapBrokers: this.options.brokers });
+  }
+
+  async ensureTopics(): Promise<void> {
+    this.assertOpen();
+    const wanted = TOPIC_NAMES.map((t) => kafkaTopic(this.options.topicPrefix, t));
+    const existing = new Set(await this.admin.listTopics());
+    const missing = wanted.filter((t) => !existing.has(t));
+    if (missing.length > 0) {
+      try {
+        await this.admin.createTopics({
+          topics: missing,
+          partitions: this.options.partitions,
+          replicas: this.options.replicationFactor,
+        });
+        this.logger.info({ topics: missing }, 'created topics');
+      } catch (err) {
+        // Another replica may have created them at the same moment; anything else is real.
+        if (!/already exists/i.test(describe(err))) throw err;
+      }
+    }
+    await this.loadPartitionCounts(wanted);
+  }
+
+  async publish<K extends TopicName>(topic: K, records: OutgoingRecord<TopicMap[K]>[]): Promise<void> {
+    if (records.length === 0) return;
+    this.assertOpen();
+    const name = kafkaTopic(this.options.topicPrefix, topic);
+    const partitions = await this.partitionCount(name);
+    const now = Date.now();
+    const messages = records.map((r) => ({
+      topic: name,
+      key: Buffer.from(r.key, 'utf8'),
+      value: encode(topic, r.value, this.options.maxMessageBytes),
+      partition: partitionForKey(r.key, partitions),
+      timestamp: BigInt(r.timestamp ?? now),
+    }));
+    await this.producer.send({ messages });
+  }
+
+  async subscribe<K extends TopicName>(
+    topic: K,
+    handler: BatchHandler<TopicMap[K]>,
+    options: SubscribeOptions,
+  ): Promise<Subscription> {
+    this.assertOpen();
+    const name = kafkaTopic(this.options.topicPrefix, topic);
+    const logger = this.logger.child({ topic: name, groupId: options.groupId });
+    const consumer = new Consumer({
+      clientId: this.options.clientId,
+      bootstrapBrokers: this.options.brokers,
+      groupId: options.groupId,
+      sessionTimeout: this.options.sessionTimeoutMs,
+      heartbeatInterval: this.options.heartbeatIntervalMs,
+      rebalanceTimeout: Math.max(this.options.sessionTimeoutMs, 10_000),
+      autocommit: false,
+      maxWaitTime: 200,
+      maxBytesPerPartition: 4 * 1024 * 1024,
+      autocreateTopics: false,
+      retries: 8,
+      retryDelay: 500,
+    });
+    const hooks = new HookChain(logger);
+    const pending = new Map<number, RawMessage[]>();
+    /** Highest offset queued per partition: a rejoin refetches from the committed offset, which may repeat some. */
+    const queuedUpTo = new Map<number, bigint>();
+    let assigned = new Set<number>();
+    let queued = 0;
+    let stopping = false;
+    let stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | null = null;
+    let working: Promise<void> | null = null;
+
+    consumer.on('consumer:group:join', (payload) => {
+      const next = (payload.assignments ?? []).filter((a) => a.topic === name).flatMap((a) => a.partitions);
+      next.sort((a, b) => a - b);
+      const previous = [...assigned].sort((a, b) => a - b);
+      assigned = new Set(next);
+      const revoked = previous.filter((p) => !assigned.has(p));
+      for (const p of revoked) {
+        queued -= pending.get(p)?.length ?? 0;
+        pending.delete(p);
+        queuedUpTo.delete(p);
+      }
+      const changed = revoked.length > 0 || next.some((p) => !previous.includes(p));
+      void hooks.run(async () => {
+        if (revoked.length > 0) await options.onRevoked?.(revoked);
+        if (changed) await options.onAssigned?.(next);
+      });
+      kick();
+    });
+
+    const work = async (): Promise<void> => {
+      await hooks.settled();
+      while (!stopping) {
+        const partition = [...pending.keys()].find((p) => (pending.get(p)?.length ?? 0) > 0);
+        if (partition === undefined) break;
+        const list = pending.get(partition) ?? [];
+        const batch = list.splice(0, MAX_BATCH);
+        queued -= batch.length;
+        if (list.length === 0) pending.delete(partition);
+        if (stream?.isPaused() && queued < MAX_BATCH) stream.resume();
+        const records = batch.map((m) => ({
+          partition,
+          offset: m.offset.toString(),
+          key: m.key ?? null,
+          value: m.value ?? null,
+          timestamp: Number(m.timestamp),
+        }));
+        const isActive = () => !stopping && assigned.has(partition);
+        for (let attempt = 1; isActive(); attempt++) {
+          try {
+            await processBatch(
+              {
+                topic,
+                kafkaTopic: name,
+                handler: handler as BatchHandler<unknown>,
+                options: this.options,
+                logger,
+                deadLetter: (letters: OutgoingRecord<DeadLetter>[]) => this.publish('deadletter', letters),
+                isActive,
+              },
+              records,
+            );
+            await commitWithRetry(batch, isActive);
+            break;
+          } catch (err) {
+            // Left uncommitted: the new owner of the partition resumes from the last commit.
+            if (err instanceof ConsumerInactiveError) break;
+            // E.g. the broker is away while dead-lettering: the batch is processed again (at-least-once).
+            logger.warn({ partition, attempt, err: describe(err) }, 'batch failed; retrying');
+            await sleep(Math.min(this.options.maxBackoffMs, 100 * attempt));
+          }
+        }
+      }
+    };
+
+    /** Committing the last record commits the batch (its offset + 1). A broker restart makes commits fail for a while. */
+    const commitWithRetry = async (batch: RawMessage[], isActive: () => boolean): Promise<void> => {
+      const last = batch[batch.length - 1];
+      if (!last) return;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await last.commit();
+          return;
+        } catch (err) {
+          if (!isActive()) throw new ConsumerInactiveError();
+          logger.warn({ partition: last.partition, attempt, err: describe(err) }, 'commit failed; retrying');
+          await sleep(Math.min(this.options.maxBackoffMs, 100 * attempt));
+        }
+      }
+    };
+
+    const kick = (): void => {
+      if (working || stopping) return;
+      working = work().finally(() => {
+        working = null;
+        if (!stopping && queued > 0) kick();
+      });
+    };
+
+    stream = await consumer.consume({
+      topics: [name],
+      mode: 'committed',
+      fallbackMode: options.fromBeginning ? 'earliest' : 'latest',
+      autocommit: false,
+    });
+    stream.on('data', (m: RawMessage) => {
+      if (stopping || !assigned.has(m.partition)) return;
+      const last = queuedUpTo.get(m.partition);
+      if (last !== undefined && m.offset <= last) return;
+      queuedUpTo.set(m.partition, m.offset);
+      let list = pending.get(m.partition);
+      if (!list) {
+        list = [];
+        pending.set(m.partition, list);
+      }
+      list.push(m);
+      queued++;
+      if (queued >= PAUSE_AT) stream?.pause();
+      kick();
+    });
+    stream.on('error', (err: Error) => logger.warn({ err: describe(err) }, 'consumer stream error'));
+    if (consumer.assignments) {
+      assigned = new Set(consumer.assignments.filter((a) => a.topic === name).flatMap((a) => a.partitions));
+    }
+
+    const subscription: Subscription = {
+      stop: async () => {
+        if (stopping) return;
+        stopping = true;
+        this.subscriptions.delete(subscription);
+        await working?.catch(() => undefined);
+        await stream?.close().catch((err: unknown) => logger.debug({ err: describe(err) }, 'stream close'));
+        await consumer.close().catch((err: unknown) => logger.debug({ err: describe(err) }, 'consumer close'));
+        const lost = [...assigned].sort((a, b) => a - b);
+        assigned = new Set();
+        await hooks.run(async () => {
+          if (lost.length > 0) await options.onRevoked?.(lost);
+        });
+      },
+    };
+    this.subscriptions.add(subscription);
+    return subscription;
+  }
+
+  async lag(topic: TopicName, groupId: string): Promise<number> {
+    this.assertOpen();
+    const name = kafkaTopic(this.options.topicPrefix, topic);
+    const count = await this.partitionCount(name);
+    const partitions = Array.from({ length: count }, (_, p) => p);
+    const offsetsAt = async (timestamp: bigint): Promise<Map<number, bigint>> => {
+      const listed = await this.admin.listOffsets({
+        topics: [{ name, partitions: partitions.map((partitionIndex) => ({ partitionIndex, timestamp })) }],
+      });
+      return new Map((listed[0]?.partitions ?? []).map((p) => [p.partitionIndex, p.offset]));
+    };
+    // Kafka's ListOffsets sentinels: -1 is the end of the log, -2 its start.
+    const [ends, starts, groups] = await Promise.all([
+      offsetsAt(-1n),
+      offsetsAt(-2n),
+      this.admin.listConsumerGroupOffsets({ groups: [{ groupId, topics: [{ name, partitionIndexes: partitions }] }] }),
+    ]);
+    const committed = new Map<number, bigint>();
+    for (const t of groups[0]?.topics ?? []) {
+      if (t.name !== name) continue;
+      for (const p of t.partitions) committed.set(p.partitionIndex, p.committedOffset);
+    }
+    let lag = 0n;
+    for (const p of partitions) {
+      const end = ends.get(p) ?? 0n;
+      const done = committed.get(p) ?? -1n;
+      lag += end - (done >= 0n ? done : (starts.get(p) ?? 0n));
+    }
+    return Number(lag);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of [...this.subscriptions]) await s.stop();
+    await Promise.allSettled([this.producer.close(), this.admin.close()]);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new ForesightError('FORESIGHT_ERR_CONFLICT', 'bus closed');
+  }
+
+  private async partitionCount(name: string): Promise<number> {
+    const known = this.partitionCounts.get(name);
+    if (known !== undefined) return known;
+    await this.loadPartitionCounts([name]);
+    const count = this.partitionCounts.get(name);
+    if (count === undefined) throw new ForesightError('FORESIGHT_ERR_CONFIG', `topic ${name} does not exist`);
+    return count;
+  }
+
+  private async loadPartitionCounts(names: string[]): Promise<void> {
+    const meta = await this.admin.metadata({ topics: names, forceUpdate: true });
+    for (const [topicName, t] of meta.topics) {
+      if (t.partitionsCount > 0) this.partitionCounts.set(topicName, t.partitionsCount);
+    }
+  }
+}
+
+/** @platformatic/kafka wraps broker errors in aggregates; their messages carry the useful part. */
+function describe(err: unknown): string {
+  const nested = (err as { errors?: unknown[] } | null)?.errors;
+  if (Array.isArray(nested) && nested.length > 0) return `${errorMessage(err)}: ${nested.map(describe).join('; ')}`;
+  return errorMessage(err);
+}
+
+export const platformaticBusSatisfiesPort = PlatformaticBus satisfies new (options: KafkaBusOptions) => Bus;

@@ -1,0 +1,83 @@
+/**
+ * `foresight` command line. Each command lives in its own module and is imported only when used, so `--help` is fast
+ * and a command's heavy dependencies (TensorFlow.js, Kafka) load only for the commands that need them.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { ForesightError } from '../errors.js';
+import { parseDuration } from './duration.js';
+
+function durationArg(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function intArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`"${value}" is not a whole number`);
+  return n;
+}
+
+function speedArg(value: string): number | 'max' {
+  if (value === 'max') return 'max';
+  const n = Number(value);
+  if (!(n > 0)) throw new InvalidArgumentError(`"${value}" is not "max" or a positive number`);
+  return n;
+}
+
+const program = new Command()
+  .name('foresight')
+  .description('Predicts Asterisk node failures and drains them in Kamailio before they crash.')
+  .showHelpAfterError();
+
+program
+  .command('demo', { isDefault: false })
+  .description('Run the whole loop on a simulated cluster (in-process bus, SQLite, dashboard on 127.0.0.1:8080).')
+  .option('-c, --config <file>', 'config file (JSON); defaults are the embedded ones')
+  .option('--headless', 'no HTTP server: run simulated time and print a summary')
+  .option('--speed <x|max>', 'virtual seconds per wall second, or "max" to run as fast as the CPU allows', speedArg)
+  .option('--duration <d>', 'how much simulated time to run, e.g. 90m, 6h, 1d (default: until stopped; 6h headless)', durationArg)
+  .option('--seed <n>', 'simulator seed', intArg)
+  .option('--nodes <n>', 'number of simulated Asterisk nodes', intArg)
+  .option('--port <n>', 'dashboard port', intArg)
+  .option('--summary-json <file>', 'write the incident summary as JSON')
+  .option('--dry-run', 'decide and audit, but never touch the (simulated) dispatcher')
+  .action(async (opts) => {
+    const { runDemo } = await import('./demo.js');
+    await runDemo(opts);
+  });
+
+program
+  .command('run')
+  .description('Run as the sidecar: the configured collectors, the pipeline, the action module and the API.')
+  .requiredOption('-c, --config <file>', 'config file (JSON)')
+  .action(async (opts) => {
+    const { runSidecar } = await import('./run.js');
+    await runSidecar(opts);
+  });
+
+program
+  .command('check-config')
+  .description('Validate a config file (and the environment overlay) and print the effective config, secrets redacted.')
+  .argument('[file]', 'config file (JSON)')
+  .action(async (file: string | undefined) => {
+    const { loadConfig, redactConfig } = await import('../config/load.js');
+    console.log(JSON.stringify(redactConfig(loadConfig(file)), null, 2));
+  });
+
+program.exitOverride();
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const code = (err as { code?: string }).code;
+  if (code === 'commander.helpDisplayed' || code === 'commander.help' || code === 'commander.version') process.exit(0);
+  if (typeof code === 'string' && code.startsWith('commander.')) process.exit(2);
+  if (err instanceof ForesightError) {
+    console.error(`foresight: ${err.message}`);
+    process.exit(2);
+  }
+  console.error(err);
+  process.exit(1);
+}

@@ -1,0 +1,142 @@
+import type { FailureMode, IncidentLabel } from '../../messages.js';
+
+/** Where an incident stands. `discarded` incidents (onset while the node was down or already failing) are never labelled. */
+export type IncidentStatus = 'scheduled' | 'active' | 'crashed' | 'prevented' | 'discarded';
+
+export interface Incident {
+  readonly label: IncidentLabel;
+  /** Precursor strength, 1 = typical. */
+  readonly magnitude: number;
+  /** Down time after the crash. ms */
+  readonly recoveryMs: number;
+  status: IncidentStatus;
+  /** Calls established on the node when it crashed. */
+  droppedAtCrash: number;
+  /** When it crashed or was prevented, epoch ms. */
+  resolvedAt: number | null;
+}
+
+/** What an incident, a hiccup or a cluster blip does to one node during one tick. Reset every tick, then summed. */
+export interface Effects {
+  /** Fraction of the way from the healthy footprint to the memory limit, in [0, 1]. */
+  leakFraction: number;
+  /** Extra taskprocessor queue depth. tasks */
+  queueAdd: number;
+  /** Extra INVITE setup latency. ms */
+  inviteAddMs: number;
+  /** Extra retransmissions per new call. */
+  retransPerCall: number;
+  /** Extra retransmissions per second, from in-dialog and keepalive traffic. */
+  retransPerS: number;
+  /** Extra OPTIONS round-trip. ms */
+  rttAddMs: number;
+  /** Extra CPU. percent */
+  cpuAdd: number;
+  /** Multiplier on realtime DB latency. */
+  dbMult: number;
+  /** DB probe failures per second. */
+  probeFailPerS: number;
+  /** Probability that a new call fails with a 5xx (e.g. realtime lookup failed). */
+  fail5xxProb: number;
+  /** Probability that a new call times out (408). */
+  fail408Prob: number;
+  /** Extra RTCP loss. percent */
+  lossAdd: number;
+  /** Extra RTCP jitter. ms */
+  jitterAddMs: number;
+}
+
+export function newEffects(): Effects {
+  return {
+    leakFraction: 0,
+    queueAdd: 0,
+    inviteAddMs: 0,
+    retransPerCall: 0,
+    retransPerS: 0,
+    rttAddMs: 0,
+    cpuAdd: 0,
+    dbMult: 1,
+    probeFailPerS: 0,
+    fail5xxProb: 0,
+    fail408Prob: 0,
+    lossAdd: 0,
+    jitterAddMs: 0,
+  };
+}
+
+export function resetEffects(e: Effects): void {
+  e.leakFraction = 0;
+  e.queueAdd = 0;
+  e.inviteAddMs = 0;
+  e.retransPerCall = 0;
+  e.retransPerS = 0;
+  e.rttAddMs = 0;
+  e.cpuAdd = 0;
+  e.dbMult = 1;
+  e.probeFailPerS = 0;
+  e.fail5xxProb = 0;
+  e.fail408Prob = 0;
+  e.lossAdd = 0;
+  e.jitterAddMs = 0;
+}
+
+/**
+ * Adds the precursor of an active incident at time `t`. Each mode moves its own metrics first and most, and the
+ * signal grows with progress f = (t - onset) / (crash - onset), so early warning is possible but not free.
+ */
+export function applyIncident(
+  e: Effects,
+  mode: FailureMode,
+  magnitude: number,
+  onsetAt: number,
+  crashAt: number,
+  t: number,
+): void {
+  const span = crashAt - onsetAt;
+  const f = span > 0 ? Math.min(1, Math.max(0, (t - onsetAt) / span)) : 0;
+  const m = magnitude;
+  switch (mode) {
+    case 'memory_leak':
+      // A steady leak: RSS reaches the limit exactly at crashAt (OOM kill). Magnitude does not change the slope,
+      // the drawn duration does; a slightly busier allocator shows as a little CPU.
+      e.leakFraction = f;
+      e.cpuAdd += 3 * f;
+      break;
+    case 'taskprocessor_backlog': {
+      // Queue growth accelerates as the node falls behind; setup latency and Timer A retransmissions follow.
+      const g = f * f;
+      e.queueAdd += m * 1500 * g + m * 20 * f;
+      e.inviteAddMs += m * 1800 * g;
+      e.retransPerCall += m * 4 * g;
+      e.retransPerS += m * 2 * g;
+      e.rttAddMs += m * 900 * g;
+      e.cpuAdd += m * 45 * g;
+      e.fail408Prob += 0.25 * g * g;
+      break;
+    }
+    case 'db_degradation': {
+      // Realtime DB latency grows exponentially; probes start to fail, then lookups fail and calls get 5xx.
+      e.dbMult *= Math.exp(Math.log(1 + m * 150) * f);
+      const late = Math.max(0, (f - 0.5) / 0.5);
+      e.probeFailPerS += m * 0.6 * late * late;
+      const end = Math.max(0, (f - 0.7) / 0.3);
+      e.fail5xxProb += 0.45 * end * end;
+      e.inviteAddMs += m * 250 * f * f;
+      e.cpuAdd += m * 4 * f;
+      break;
+    }
+    case 'retransmission_storm': {
+      // Packet loss on the node's path: RTCP loss and jitter, retransmissions of everything, slow pings.
+      e.lossAdd += m * 10 * f;
+      e.jitterAddMs += m * 35 * f;
+      e.retransPerCall += m * 6 * f;
+      e.retransPerS += m * 12 * f;
+      e.rttAddMs += m * 250 * f * f;
+      e.inviteAddMs += m * 400 * f * f;
+      e.fail408Prob += 0.2 * f * f * f;
+      break;
+    }
+    case 'sudden_crash':
+      break;
+  }
+}

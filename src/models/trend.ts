@@ -1,0 +1,120 @@
+import { slopeFeature } from '../features/names.js';
+
+/** Where each resource fails. Defaults suit the simulator; production sets them from the node's real limits. */
+export interface TrendLimits {
+  /** RSS at which the node is OOM-killed. MiB */
+  memoryLimitMb: number;
+  /** Taskprocessor queue depth at which the node stops making progress. tasks */
+  queueLimit: number;
+  /** Realtime DB query p95 at which calls fail. ms */
+  dbQueryLimitMs: number;
+  /** INVITE setup p95 at which callers give up (well below Timer B, 32 s). ms */
+  inviteSetupLimitMs: number;
+}
+
+export const DEFAULT_TREND_LIMITS: Readonly<TrendLimits> = Object.freeze({
+  memoryLimitMb: 4096,
+  queueLimit: 500,
+  dbQueryLimitMs: 1000,
+  inviteSetupLimitMs: 3000,
+});
+
+export type ForecastKind = 'memory' | 'queue' | 'db_latency' | 'invite_latency';
+
+export interface Forecast {
+  kind: ForecastKind;
+  /** Feature holding the current level and its value. */
+  levelFeature: string;
+  level: number;
+  /** Feature holding the slope and its value, per minute. */
+  slopeFeature: string;
+  slopePerMin: number;
+  limit: number;
+  /** Seconds until the level reaches the limit at the current slope. s */
+  timeToLimitS: number;
+  /** Z signal whose peer z tells whether the slope is this node's own (see Z_SIGNALS). */
+  peerSignal: string;
+}
+
+interface TrendSpec {
+  kind: ForecastKind;
+  levelFeature: string;
+  slopeFeature: string;
+  limit: keyof TrendLimits;
+  /** Slopes below this are noise, not a trend. unit/min */
+  minSlopePerMin: number;
+  peerSignal: string;
+}
+
+const SPECS: readonly TrendSpec[] = [
+  {
+    kind: 'memory',
+    levelFeature: 'host.memory_rss_mb.last',
+    slopeFeature: slopeFeature('memory_rss_mb'),
+    limit: 'memoryLimitMb',
+    minSlopePerMin: 0.5,
+    peerSignal: 'memory_slope',
+  },
+  {
+    kind: 'queue',
+    levelFeature: 'taskprocessor.max_queue.max',
+    slopeFeature: slopeFeature('max_queue'),
+    limit: 'queueLimit',
+    minSlopePerMin: 1,
+    peerSignal: 'queue_slope',
+  },
+  {
+    kind: 'db_latency',
+    levelFeature: 'db.query_ms.p95',
+    slopeFeature: slopeFeature('db_query_p95'),
+    limit: 'dbQueryLimitMs',
+    minSlopePerMin: 1,
+    peerSignal: 'db_query_slope',
+  },
+  {
+    kind: 'invite_latency',
+    levelFeature: 'sip.invite_setup_ms.p95',
+    slopeFeature: slopeFeature('invite_setup_p95'),
+    limit: 'inviteSetupLimitMs',
+    minSlopePerMin: 1,
+    peerSignal: 'invite_setup_slope',
+  },
+];
+
+/**
+ * Linear time to exhaustion: seconds until `level` reaches `limit` growing at `slopePerMin`. Null when the series is
+ * not growing faster than `minSlopePerMin` (no trend, no forecast); 0 when the limit is already reached.
+ */
+export function timeToLimitS(level: number, slopePerMin: number, limit: number, minSlopePerMin = 0): number | null {
+  if (!Number.isFinite(level) || !Number.isFinite(slopePerMin) || !Number.isFinite(limit)) return null;
+  if (!(slopePerMin > minSlopePerMin) || slopePerMin <= 0) return null;
+  if (level >= limit) return 0;
+  const seconds = ((limit - level) / slopePerMin) * 60;
+  return Number.isFinite(seconds) ? seconds : null;
+}
+
+/** Every growing resource of one vector with its forecast, soonest first. */
+export function forecastExhaustion(
+  features: Readonly<Record<string, number>>,
+  limits: Readonly<TrendLimits> = DEFAULT_TREND_LIMITS,
+): Forecast[] {
+  const out: Forecast[] = [];
+  for (const spec of SPECS) {
+    const level = features[spec.levelFeature] ?? 0;
+    const slope = features[spec.slopeFeature] ?? 0;
+    const limit = limits[spec.limit];
+    const ttl = timeToLimitS(level, slope, limit, spec.minSlopePerMin);
+    if (ttl === null) continue;
+    out.push({
+      kind: spec.kind,
+      levelFeature: spec.levelFeature,
+      level,
+      slopeFeature: spec.slopeFeature,
+      slopePerMin: slope,
+      limit,
+      timeToLimitS: ttl,
+      peerSignal: spec.peerSignal,
+    });
+  }
+  return out.sort((a, b) => a.timeToLimitS - b.timeToLimitS);
+}

@@ -1,0 +1,186 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ForesightError } from '../../src/errors.js';
+import { FEATURE_NAMES, FeatureExtractor } from '../../src/features/index.js';
+import { type SyntheticOptions, syntheticTicks } from '../../src/features/synthetic.js';
+import type { FeatureVector, NodeScore } from '../../src/messages.js';
+import { NullScorer, RandomScorer } from '../../src/models/baselines.js';
+import { enforceScoreContract, type Scorer } from '../../src/models/scorer.js';
+import { StatScorer } from '../../src/models/stat-scorer.js';
+import { forecastExhaustion, timeToLimitS } from '../../src/models/trend.js';
+
+const T0 = Date.UTC(2024, 0, 1, 8);
+const NODES = ['s1', 's2', 's3', 's4', 's5', 's6'];
+
+function vector(features: Record<string, number>, observed = true): FeatureVector {
+  return { nodeId: 'n1', setId: 1, windowStart: T0, windowEnd: T0 + 10_000, sampleCount: observed ? 1 : 0, observed, features };
+}
+
+/** A scorer that returns whatever it is told, to exercise the contract wrapper. */
+function fixed(patch: Partial<NodeScore>): Scorer {
+  return {
+    name: 'fixed',
+    score: (vectors) =>
+      vectors.map((v) => ({
+        nodeId: v.nodeId,
+        setId: v.setId,
+        ts: v.windowEnd,
+        risk: 0.5,
+        timeToFailureS: null,
+        explanation: [],
+        scorer: 'fixed',
+        observed: v.observed,
+        activeCalls: 0,
+        up: true,
+        ...patch,
+      })),
+  };
+}
+
+/** Runs synthetic telemetry through the extractor and the stat scorer; returns every score after warm-up. */
+function simulate(options: Omit<SyntheticOptions, 'nodes' | 'startMs'>, scorer = new StatScorer()): NodeScore[] {
+  const fx = new FeatureExtractor({ nodes: NODES.map((nodeId) => ({ nodeId })) });
+  const scores: NodeScore[] = [];
+  for (const tick of syntheticTicks({ nodes: NODES, startMs: T0, ...options })) {
+    for (const s of enforceScoreContract(scorer).score(fx.ingest(tick))) if (s.ts - T0 > 700_000) scores.push(s);
+  }
+  return scores;
+}
+
+const tS = (s: NodeScore) => (s.ts - T0) / 1000;
+
+describe('score contract', () => {
+  it('rejects NaN, out-of-range risk, bad time to failure and a wrong count with FORESIGHT_ERR_MODEL', () => {
+    const vs = [vector({})];
+    for (const patch of [{ risk: Number.NaN }, { risk: -0.01 }, { risk: 1.0001 }, { risk: Number.POSITIVE_INFINITY }, { timeToFailureS: -5 }, { timeToFailureS: Number.NaN }]) {
+      const err = (() => {
+        try {
+          enforceScoreContract(fixed(patch)).score(vs);
+        } catch (e) {
+          return e;
+        }
+        return null;
+      })();
+      expect(err, JSON.stringify(patch)).toBeInstanceOf(ForesightError);
+      expect((err as ForesightError).code).toBe('FORESIGHT_ERR_MODEL');
+    }
+    const short: Scorer = { name: 'short', score: () => [] };
+    expect(() => enforceScoreContract(short).score(vs)).toThrow(ForesightError);
+    const throwing: Scorer = { name: 'boom', score: () => { throw new TypeError('x is undefined'); } };
+    expect(() => enforceScoreContract(throwing).score(vs)).toThrow(/boom failed/);
+    expect(enforceScoreContract(fixed({ risk: 1, timeToFailureS: 0 })).score(vs)[0]!.risk).toBe(1);
+  });
+
+  it('baselines: null is always 0, random is seeded and in [0, 1], unobserved is 0', () => {
+    const vs = Array.from({ length: 50 }, (_, i) => ({ ...vector({ 'channels.active.last': 7, 'node.up.last': 1 }), nodeId: `n${i}` }));
+    const nul = enforceScoreContract(new NullScorer()).score(vs);
+    expect(nul.every((s) => s.risk === 0 && s.activeCalls === 7 && s.up)).toBe(true);
+    const a = new RandomScorer(3).score(vs).map((s) => s.risk);
+    const b = new RandomScorer(3).score(vs).map((s) => s.risk);
+    const c = new RandomScorer(4).score(vs).map((s) => s.risk);
+    expect(a).toEqual(b);
+    expect(a).not.toEqual(c);
+    expect(a.every((r) => r >= 0 && r < 1)).toBe(true);
+    expect(new Set(a).size).toBeGreaterThan(40);
+    expect(new RandomScorer(3).score([vector({}, false)])[0]).toMatchObject({ risk: 0, observed: false });
+  });
+});
+
+describe('trend forecasts', () => {
+  it('computes linear time to a limit and declines without growth', () => {
+    expect(timeToLimitS(1000, 50, 4000)).toBeCloseTo(3600, 9);
+    expect(timeToLimitS(5000, 50, 4000)).toBe(0);
+    expect(timeToLimitS(1000, 0, 4000)).toBeNull();
+    expect(timeToLimitS(1000, -3, 4000)).toBeNull();
+    expect(timeToLimitS(1000, 0.2, 4000, 0.5)).toBeNull();
+    expect(timeToLimitS(Number.NaN, 1, 4000)).toBeNull();
+    const fcs = forecastExhaustion(
+      { 'host.memory_rss_mb.last': 3000, 'slope.memory_rss_mb_per_min': 100, 'db.query_ms.p95': 100, 'slope.db_query_p95_per_min': 300 },
+      { memoryLimitMb: 4000, queueLimit: 500, dbQueryLimitMs: 1000, inviteSetupLimitMs: 3000 },
+    );
+    expect(fcs.map((f) => [f.kind, f.timeToLimitS])).toEqual([
+      ['db_latency', 180],
+      ['memory', 600],
+    ]);
+  });
+});
+
+describe('StatScorer', () => {
+  it('keeps risk in [0, 1] and time to failure valid for arbitrary finite features', () => {
+    const names = [...FEATURE_NAMES];
+    fc.assert(
+      fc.property(
+        fc.dictionary(fc.constantFrom(...names), fc.double({ noNaN: true, noDefaultInfinity: true }), { size: 'max' }),
+        fc.boolean(),
+        (features, observed) => {
+          const [s] = enforceScoreContract(new StatScorer()).score([vector(features, observed)]);
+          expect(s!.risk).toBeGreaterThanOrEqual(0);
+          expect(s!.risk).toBeLessThanOrEqual(1);
+          if (!observed) expect(s!.risk).toBe(0);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('gives unobserved vectors risk 0 and observed=false', () => {
+    const [s] = new StatScorer().score([vector({ 'z.self.retrans_rate': 40, 'peers.observed': 0 }, false)]);
+    expect(s).toMatchObject({ risk: 0, observed: false, timeToFailureS: null, up: false });
+  });
+
+  it('flags a memory leak ramp with a time to failure near the truth', () => {
+    const crashS = 4800;
+    const scores = simulate({ durationS: 5000, incidents: [{ nodeId: 's3', kind: 'memory_leak', onsetS: 1200, crashS }] });
+    const leaking = scores.filter((s) => s.nodeId === 's3' && s.observed);
+    const firstHigh = leaking.find((s) => s.risk > 0.8);
+    expect(firstHigh).toBeDefined();
+    // Several windows (here: minutes) of warning before the OOM.
+    expect(crashS - tS(firstHigh!)).toBeGreaterThan(300);
+    for (const s of leaking.filter((x) => tS(x) > 2400)) {
+      const truth = crashS - tS(s);
+      expect(s.timeToFailureS).not.toBeNull();
+      expect(Math.abs(s.timeToFailureS! - truth)).toBeLessThan(0.1 * truth + 30);
+    }
+    expect(firstHigh!.explanation[0]!.feature).toBe('forecast.memory_s');
+    const healthyMax = Math.max(...scores.filter((s) => s.nodeId !== 's3').map((s) => s.risk));
+    expect(healthyMax).toBeLessThan(0.3);
+  });
+
+  it.each([
+    ['db_degradation', 'db.query_ms.p95'],
+    ['retransmission_storm', 'sip.retransmissions.rate'],
+    ['taskprocessor_backlog', 'sip.invite_setup_ms.p95'],
+  ] as const)('flags a %s precursor before the failure', (kind, _feature) => {
+    const onsetS = 1800;
+    const crashS = 2100;
+    const scores = simulate({ durationS: 2400, incidents: [{ nodeId: 's2', kind, onsetS, crashS }] });
+    const before = scores.filter((s) => s.nodeId === 's2' && s.observed && tS(s) <= crashS);
+    const high = before.filter((s) => s.risk > 0.8);
+    expect(high.length).toBeGreaterThan(3);
+    expect(tS(high[0]!)).toBeLessThan(crashS - 60);
+    expect(Math.max(...before.filter((s) => tS(s) <= onsetS).map((s) => s.risk))).toBeLessThan(0.3);
+    expect(Math.max(...scores.filter((s) => s.nodeId !== 's2').map((s) => s.risk))).toBeLessThan(0.3);
+  });
+
+  it('keeps healthy nodes low through cluster-wide disturbances and busy hours', () => {
+    const scores = simulate({
+      durationS: 4000,
+      load: (t) => 1 + 3 * Math.sin((Math.PI * t) / 4000) ** 2,
+      disturbances: [
+        { startS: 1500, endS: 1560, latencyFactor: 5, retransPerS: 15 },
+        { startS: 2500, endS: 2700, latencyFactor: 10, retransPerS: 40 },
+      ],
+    });
+    expect(scores.length).toBeGreaterThan(1000);
+    expect(Math.max(...scores.map((s) => s.risk))).toBeLessThan(0.3);
+  });
+
+  it('reports activeCalls and up from the vector', () => {
+    const [s] = new StatScorer().score([vector({ 'channels.active.last': 42, 'node.up.last': 0 })]);
+    expect(s).toMatchObject({ activeCalls: 42, up: false, observed: true, scorer: 'stat-v1' });
+  });
+
+  it('rejects a non-positive limit', () => {
+    expect(() => new StatScorer({ limits: { memoryLimitMb: 0 } })).toThrow(ForesightError);
+  });
+});
