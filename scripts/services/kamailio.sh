@@ -27,14 +27,13 @@ export FORESIGHT_KAM_CTL_SOCKET="unix:$RUN/kamailio_ctl"
 install_packages() {
   local missing=()
   command -v kamailio >/dev/null 2>&1 || missing+=(kamailio)
-  [[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/xhttp.so || -n "$(find /usr/lib -name xhttp.so -path '*kamailio*' 2>/dev/null | head -1)" ]] ||
-    missing+=(kamailio-extra-modules)
+  # Bookworm ships xhttp/jsonrpcs/dispatcher/siptrace in `kamailio` itself; the extra modules (xhttp_prom, ...) are
+  # installed too so operators can try them against the same instance.
+  dpkg -s kamailio-extra-modules >/dev/null 2>&1 || missing+=(kamailio-extra-modules)
   command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
   if ((${#missing[@]} == 0)); then
     return 0
   fi
-  # kamailio-extra-modules carries xhttp/jsonrpcs in some releases; asking for it again is harmless.
-  [[ " ${missing[*]} " == *" kamailio "* ]] && missing+=(kamailio-extra-modules)
   local sudo=""
   [[ "$(id -u)" == 0 ]] || sudo="sudo"
   # The Debian package would start a system-wide kamailio on 5060; a policy-rc.d answering 101 forbids that,

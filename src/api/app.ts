@@ -1,7 +1,7 @@
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import { ForesightError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { type Access, type ApiToken, allows, bearerToken, type Principal, TokenVerifier } from './auth.js';
@@ -75,7 +75,8 @@ export function buildApp(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
 
   const app = Fastify({
     loggerInstance: logger,
-    disableRequestLogging: true,
+    // Fastify's per-request lines would log the URL, and `?token=` with it; onResponse logs the route instead.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimitBytes ?? 64 * 1024,
     // Malformed URLs and the like get the same JSON error shape as everything else.
     frameworkErrors: (err, _request, reply) => {

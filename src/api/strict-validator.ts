@@ -1,13 +1,13 @@
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import type { FastifySchemaCompiler } from 'fastify';
+import type { FastifySchema, FastifySchemaCompiler } from 'fastify';
 
 /**
  * Validates without type coercion, for mutation routes: fastify's default validator coerces `{"reason": 5}` into
  * `"5"` and `{"force": "true"}` into `true`, which is fine for query strings but too lenient for a change request.
  */
-export const strictValidator: FastifySchemaCompiler<TSchema> = ({ schema }) => {
-  const check = TypeCompiler.Compile(schema);
+export const strictValidator: FastifySchemaCompiler<FastifySchema> = ({ schema }) => {
+  const check = TypeCompiler.Compile(schema as TSchema);
   return (value: unknown) => {
     if (check.Check(value)) return { value };
     const first = check.Errors(value).First();

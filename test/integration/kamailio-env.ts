@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -45,6 +45,8 @@ export async function startKamailioLab(): Promise<KamailioLab> {
     stop: async () => {
       await Promise.all([...backends.values()].map((b) => b.stop()));
       await dispatcher.close();
+      // sipp logs live here; keep them when FORESIGHT_KEEP_SIPP_LOGS is set, for a failing run.
+      if (!process.env.FORESIGHT_KEEP_SIPP_LOGS) rmSync(dir, { recursive: true, force: true });
     },
   };
   try {

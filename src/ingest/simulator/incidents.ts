@@ -96,12 +96,14 @@ export function applyIncident(
   const f = span > 0 ? Math.min(1, Math.max(0, (t - onsetAt) / span)) : 0;
   const m = magnitude;
   switch (mode) {
-    case 'memory_leak':
-      // A steady leak: RSS reaches the limit exactly at crashAt (OOM kill). Magnitude does not change the slope,
-      // the drawn duration does; a slightly busier allocator shows as a little CPU.
-      e.leakFraction = f;
+    case 'memory_leak': {
+      // RSS reaches the limit exactly at crashAt (OOM kill). A strong leak climbs steadily from the onset; a weak one
+      // starts slowly and accelerates (f^p, p up to 3), so its early slope hides in the noise for longer.
+      const p = Math.min(3, Math.max(1, 1.6 / m));
+      e.leakFraction = f ** p;
       e.cpuAdd += 3 * f;
       break;
+    }
     case 'taskprocessor_backlog': {
       // Queue growth accelerates as the node falls behind; setup latency and Timer A retransmissions follow.
       const g = f * f;
