@@ -40,7 +40,9 @@ async function serve(): Promise<void> {
     const nodeId = `ast${i + 1}`;
     const features: Record<string, number> = {};
     for (let f = 0; f < FEATURES; f++) features[`feature_${f}`] = Math.round(Math.random() * 1e4) / 100;
-    cluster.applyFeatures([{ nodeId, setId: 1, windowStart: t0, windowEnd: t0 + 10_000, sampleCount: 50, observed: true, features }]);
+    cluster.applyFeatures([
+      { nodeId, setId: 1, windowStart: t0, windowEnd: t0 + 10_000, sampleCount: 50, observed: true, features },
+    ]);
     cluster.applyScores([benchScore(nodeId, t0 + 10_000, 0.1)]);
   }
   const fail = async () => {
@@ -187,23 +189,20 @@ async function sseLatency(child: ChildProcess, port: number): Promise<{ p50: num
       { length: clients },
       () =>
         new Promise<void>((resolve, reject) => {
-          const req = http.get(
-            { host: '127.0.0.1', port, path: `/api/events?token=${TOKEN}`, agent: false },
-            (res) => {
-              res.setEncoding('utf8');
-              let connected = false;
-              res.on('data', (chunk: string) => {
-                if (!connected && chunk.includes('event: snapshot')) {
-                  connected = true;
-                  resolve();
-                }
-                if (chunk.includes('event: scores')) {
-                  latencies.push(performance.now() - sentAt);
-                  if (++received === clients) roundDone();
-                }
-              });
-            },
-          );
+          const req = http.get({ host: '127.0.0.1', port, path: `/api/events?token=${TOKEN}`, agent: false }, (res) => {
+            res.setEncoding('utf8');
+            let connected = false;
+            res.on('data', (chunk: string) => {
+              if (!connected && chunk.includes('event: snapshot')) {
+                connected = true;
+                resolve();
+              }
+              if (chunk.includes('event: scores')) {
+                latencies.push(performance.now() - sentAt);
+                if (++received === clients) roundDone();
+              }
+            });
+          });
           req.on('error', reject);
           requests.push(req);
         }),

@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   FORESIGHT_ERR_STORE: { status: 500, retriable: true, message: 'store failed' },
   FORESIGHT_ERR_MODEL: { status: 500, retriable: false, message: 'model artefact invalid' },
   FORESIGHT_ERR_HANDLER: { status: 500, retriable: false, message: 'a stage kept failing on this message' },
+  FORESIGHT_ERR_INTERNAL: { status: 500, retriable: false, message: 'internal error' },
   FORESIGHT_ERR_INPUT: { status: 400, retriable: false, message: 'input file invalid' },
 } as const;
 

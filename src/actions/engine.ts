@@ -18,7 +18,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
-import { ForesightError, errorMessage } from '../errors.js';
+import { errorMessage, ForesightError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type {
@@ -33,12 +33,13 @@ import type {
 import {
   compileMaintenanceWindows,
   DEFAULT_GUARDRAILS,
+  evaluateDrain,
   type GuardrailConfig,
   type GuardrailName,
   type GuardrailVerdict,
-  evaluateDrain,
   isAuto,
   type NodeView,
+  type SetSummary,
   summarizeSets,
   validateGuardrails,
 } from './guardrails.js';
@@ -580,8 +581,9 @@ export class ActionEngine {
     }
     if (candidates.length === 0) return;
     candidates.sort((a, b) => (b.lastScore?.risk ?? 0) - (a.lastScore?.risk ?? 0));
+    let sets = this.capacity(now);
     for (const rt of candidates) {
-      const verdict = this.evaluate(rt, 'auto', false, now);
+      const verdict = this.evaluate(rt, 'auto', false, now, sets);
       if (!verdict.allowed) {
         rt.lastAuto = this.autoInfo(rt, now, 'refused', verdict.guardrail, verdict.detail);
         await this.noteRefusal(rt, verdict, now);
@@ -591,14 +593,25 @@ export class ActionEngine {
       const reason = `risk ${risk.toFixed(3)} >= ${this.lifecycle.riskThreshold} for ${rt.riskStreak} windows`;
       rt.lastAuto = this.autoInfo(rt, now, 'drain_started', null, reason);
       await this.startDrain(rt, now, { actor: 'auto', reason, plan: 'cycle', bypassed: [] });
+      sets = this.capacity(now);
     }
   }
 
-  private evaluate(rt: Runtime, actor: string, force: boolean, now: number): GuardrailVerdict {
+  /** Capacity of every set as things stand; recomputed after each drain in a pass, not per candidate. */
+  private capacity(now: number): Map<number, SetSummary> {
     const views: NodeView[] = [];
     for (const r of this.runtimes.values()) views.push(this.view(r));
-    const sets = summarizeSets(views);
     this.recentDrains = this.recentDrains.filter((t) => t > now - 3_600_000);
+    return summarizeSets(views);
+  }
+
+  private evaluate(
+    rt: Runtime,
+    actor: string,
+    force: boolean,
+    now: number,
+    sets: Map<number, SetSummary> = this.capacity(now),
+  ): GuardrailVerdict {
     return evaluateDrain({ nodeId: rt.record.nodeId, actor, force }, this.view(rt), sets.get(rt.record.setId), {
       config: this.guardrails,
       now,
@@ -695,12 +708,19 @@ export class ActionEngine {
     this.logger.warn({ nodeId: rt.record.nodeId, err: errorMessage(change.error) }, 'drain not applied');
     // One alert per decision; later rounds only log, the store already says "unconfirmed".
     if (rt.failures === 1) {
-      await this.audit(rt, 'DrainFailed', rt.decisionActor, `dispatcher error: ${errorMessage(change.error)}`, rt.record.decisionId, {
-        error: errorMessage(change.error),
-        attempts: change.attempts,
-        alert: true,
-        willRetry: true,
-      });
+      await this.audit(
+        rt,
+        'DrainFailed',
+        rt.decisionActor,
+        `dispatcher error: ${errorMessage(change.error)}`,
+        rt.record.decisionId,
+        {
+          error: errorMessage(change.error),
+          attempts: change.attempts,
+          alert: true,
+          willRetry: true,
+        },
+      );
     }
   }
 
@@ -738,7 +758,12 @@ export class ActionEngine {
         await this.audit(rt, 'RestartSucceeded', rt.decisionActor, 'node is up again', rt.record.decisionId, {
           downForMs: now - rt.restartIssuedAt,
         });
-        rt.record = { ...rt.record, state: 'recovering', since: now, reason: 'restarted; waiting for the risk to settle' };
+        rt.record = {
+          ...rt.record,
+          state: 'recovering',
+          since: now,
+          reason: 'restarted; waiting for the risk to settle',
+        };
         rt.recoverStreak = 0;
         await this.store.putNode(rt.record);
         await this.audit(rt, 'RecoveryStarted', rt.decisionActor, rt.record.reason, rt.record.decisionId, {
@@ -769,12 +794,19 @@ export class ActionEngine {
       rt.failures++;
       rt.retryAt = now + this.timeouts.lifecycleRetryMs * 2 ** Math.min(rt.failures - 1, 4);
       if (rt.failures === 1) {
-        await this.audit(rt, 'UndrainFailed', rt.decisionActor, `dispatcher error: ${errorMessage(change.error)}`, rt.record.decisionId, {
-          error: errorMessage(change.error),
-          attempts: change.attempts,
-          alert: true,
-          willRetry: true,
-        });
+        await this.audit(
+          rt,
+          'UndrainFailed',
+          rt.decisionActor,
+          `dispatcher error: ${errorMessage(change.error)}`,
+          rt.record.decisionId,
+          {
+            error: errorMessage(change.error),
+            attempts: change.attempts,
+            alert: true,
+            willRetry: true,
+          },
+        );
       }
     } else if (now - rt.record.since >= this.timeouts.recoverMs) {
       await this.stall(rt, 'UndrainFailed', 'risk did not settle after the restart; kept out of rotation', {
@@ -813,7 +845,10 @@ export class ActionEngine {
     rt.stalled = null;
     rt.failures = 0;
     await this.store.putNode(rt.record);
-    await this.audit(rt, 'RestartStarting', actor, why, rt.record.decisionId, { restarter: this.restarter.name, ...details });
+    await this.audit(rt, 'RestartStarting', actor, why, rt.record.decisionId, {
+      restarter: this.restarter.name,
+      ...details,
+    });
     const result = await this.withRetries(() =>
       this.timed(this.restarter.restart(rt.record.nodeId), this.timeouts.restartCallMs, 'restart'),
     );
@@ -833,7 +868,11 @@ export class ActionEngine {
     rt.stalled = reason;
     rt.record = { ...rt.record, reason };
     await this.store.putNode(rt.record);
-    await this.audit(rt, kind, rt.decisionActor, reason, rt.record.decisionId, { ...details, alert: true, stalled: true });
+    await this.audit(rt, kind, rt.decisionActor, reason, rt.record.decisionId, {
+      ...details,
+      alert: true,
+      stalled: true,
+    });
   }
 
   private toActive(rt: Runtime, now: number, reason: string, decisionId: string | null): void {
@@ -869,14 +908,21 @@ export class ActionEngine {
       const last = latest(['RecoveryStarted', 'UndrainFailed']);
       if (last?.kind === 'UndrainFailed' && last.details.stalled === true) rt.stalled = rt.record.reason;
     }
-    await this.audit(rt, 'Resumed', 'auto', `resumed in ${rt.record.state} after a Foresight restart`, rt.record.decisionId, {
-      state: rt.record.state,
-      since: rt.record.since,
-      plan: rt.plan,
-      drainUnconfirmed: rt.pendingApply,
-      stalled: rt.stalled,
-      downtimeMs: now - rt.record.since,
-    });
+    await this.audit(
+      rt,
+      'Resumed',
+      'auto',
+      `resumed in ${rt.record.state} after a Foresight restart`,
+      rt.record.decisionId,
+      {
+        state: rt.record.state,
+        since: rt.record.since,
+        plan: rt.plan,
+        drainUnconfirmed: rt.pendingApply,
+        stalled: rt.stalled,
+        downtimeMs: now - rt.record.since,
+      },
+    );
   }
 
   private async reconcile(now: number): Promise<void> {
@@ -938,30 +984,39 @@ export class ActionEngine {
   private async reapply(rt: Runtime, now: number, heuristic: Record<string, unknown>): Promise<void> {
     const change = await this.setDisabled(rt, true);
     if (change.ok) {
-      await this.audit(rt, 'StateReapplied', 'auto', 'dispatcher states were reset (reload or restart); drain re-applied', rt.record.decisionId, {
-        ...heuristic,
-        state: rt.record.state,
-      });
+      await this.audit(
+        rt,
+        'StateReapplied',
+        'auto',
+        'dispatcher states were reset (reload or restart); drain re-applied',
+        rt.record.decisionId,
+        {
+          ...heuristic,
+          state: rt.record.state,
+        },
+      );
       return;
     }
     // The store keeps saying what Foresight wants; the lifecycle retries until the dispatcher takes it.
     rt.pendingApply = true;
     rt.failures = 1;
     rt.retryAt = now + this.timeouts.lifecycleRetryMs;
-    await this.audit(rt, 'DrainFailed', 'auto', `re-applying a reset drain failed: ${errorMessage(change.error)}`, rt.record.decisionId, {
-      ...heuristic,
-      error: errorMessage(change.error),
-      alert: true,
-      willRetry: true,
-    });
+    await this.audit(
+      rt,
+      'DrainFailed',
+      'auto',
+      `re-applying a reset drain failed: ${errorMessage(change.error)}`,
+      rt.record.decisionId,
+      {
+        ...heuristic,
+        error: errorMessage(change.error),
+        alert: true,
+        willRetry: true,
+      },
+    );
   }
 
-  private async markOverride(
-    rt: Runtime,
-    now: number,
-    what: string,
-    details: Record<string, unknown>,
-  ): Promise<void> {
+  private async markOverride(rt: Runtime, now: number, what: string, details: Record<string, unknown>): Promise<void> {
     const previous = rt.record.state;
     const flags = rt.dest?.flags ?? null;
     // The lifecycle ends where the person left it: Foresight records the fact and keeps its hands off.
@@ -1029,7 +1084,10 @@ export class ActionEngine {
   private timed<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ForesightError('FORESIGHT_ERR_TIMEOUT', `${what} timed out after ${ms} ms`)), ms);
+      timer = setTimeout(
+        () => reject(new ForesightError('FORESIGHT_ERR_TIMEOUT', `${what} timed out after ${ms} ms`)),
+        ms,
+      );
     });
     return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
   }

@@ -1,7 +1,7 @@
 import { errorMessage, isRetriable } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DeadLetter } from '../messages.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, decode, payloadExcerpt } from './codec.js';
+import { DEAD_LETTER_PAYLOAD_BYTES, DEFAULT_MAX_MESSAGE_BYTES, decode, payloadExcerpt } from './codec.js';
 import type { BatchHandler, DeliveredRecord, OutgoingRecord, TopicName } from './port.js';
 
 /** Options shared by both Kafka adapters. */
@@ -137,8 +137,8 @@ async function handleWithRetry(ctx: BatchContext, batch: DeliveredRecord<unknown
           partition: record.partition,
           offset: record.offset,
           code: 'FORESIGHT_ERR_HANDLER',
-          reason: errorMessage(err),
-          payload: safeExcerpt(record.value),
+          reason: errorMessage(err).slice(0, MAX_REASON_CHARS),
+          payload: safeExcerpt(record.value).slice(0, excerptChars(ctx)),
           ts: Date.now(),
         },
       });
@@ -161,11 +161,19 @@ function deadLetterFor(ctx: BatchContext, r: RawRecord, key: string, code: strin
       partition: r.partition,
       offset: r.offset,
       code,
-      reason,
-      payload: payloadExcerpt(r.value),
+      reason: reason.slice(0, MAX_REASON_CHARS),
+      payload: payloadExcerpt(r.value).slice(0, excerptChars(ctx)),
       ts: Date.now(),
     },
   };
+}
+
+const MAX_REASON_CHARS = 1024;
+
+/** A dead letter must fit the message size limit itself, or the poison could not be parked anywhere. */
+function excerptChars(ctx: BatchContext): number {
+  // Characters may take up to 3 bytes in UTF-8, and JSON escaping can double them again.
+  return Math.max(0, Math.min(DEAD_LETTER_PAYLOAD_BYTES, Math.floor((ctx.options.maxMessageBytes - 2048) / 6)));
 }
 
 function safeExcerpt(value: unknown): string {

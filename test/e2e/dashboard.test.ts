@@ -44,7 +44,13 @@ beforeAll(async () => {
       score('ast4', ts, 0.15, { observed: i < 300 }),
     ]);
   }
-  actions.append({ nodeId: 'ast1', kind: 'RestartStarting', actor: 'auto', reason: 'earlier restart', ts: T0 + 600_000 });
+  actions.append({
+    nodeId: 'ast1',
+    kind: 'RestartStarting',
+    actor: 'auto',
+    reason: 'earlier restart',
+    ts: T0 + 600_000,
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/`;
   browser = await chromium.launch({

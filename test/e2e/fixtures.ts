@@ -76,7 +76,12 @@ export class MemoryActions implements ApiActions, ApiAudit {
   }
 
   async restart(nodeId: string, ctx: ActionContext): Promise<AuditRecord> {
-    return this.act('restart', nodeId, ctx, (n) => ({ ...n, state: 'restarting', since: this.now(), reason: ctx.reason }));
+    return this.act('restart', nodeId, ctx, (n) => ({
+      ...n,
+      state: 'restarting',
+      since: this.now(),
+      reason: ctx.reason,
+    }));
   }
 
   async pin(nodeId: string, ctx: ActionContext): Promise<AuditRecord> {
@@ -157,7 +162,10 @@ export function testDeps(
     model: {
       info: () => ({ name: 'stat', version: 'stat-v1', threshold: 0.7, evaluation: { precision: 0.9, recall: 0.8 } }),
     },
-    config: () => ({ api: { port: 8080, tokens: 'secret-value' }, store: { url: 'postgres://x', password: 'hunter2' } }),
+    config: () => ({
+      api: { port: 8080, tokens: 'secret-value' },
+      store: { url: 'postgres://x', password: 'hunter2' },
+    }),
     health,
   };
   return { deps, actions };

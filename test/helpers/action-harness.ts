@@ -1,5 +1,5 @@
 /** Builds an ActionEngine on the recording dispatcher, a virtual clock and a SQLite store, and drives it in steps. */
-import { type ActionEngineOptions, ActionEngine, type EngineNode } from '../../src/actions/engine.js';
+import { ActionEngine, type ActionEngineOptions, type EngineNode } from '../../src/actions/engine.js';
 import type { Dispatcher, Restarter, Store } from '../../src/actions/ports.js';
 import { SqliteStore } from '../../src/actions/store/sqlite.js';
 import { VirtualClock } from '../../src/clock.js';
@@ -78,7 +78,13 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
     store,
     clock,
     nodes,
-    guardrails: { maxOutOfServicePerSet: 1, maxOutOfServicePercent: 50, minActivePerSet: 2, cooldownMs: 0, ...o.guardrails },
+    guardrails: {
+      maxOutOfServicePerSet: 1,
+      maxOutOfServicePercent: 50,
+      minActivePerSet: 2,
+      cooldownMs: 0,
+      ...o.guardrails,
+    },
     lifecycle: { riskThreshold: 0.8, consecutiveWindows: 3, recoverThreshold: 0.3, recoverWindows: 2, ...o.lifecycle },
     timeouts: { reconcileIntervalMs: STEP, ...o.timeouts },
     retry: { attempts: 3, baseMs: 0, maxMs: 0, ...o.retry },
@@ -121,7 +127,9 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
 export function healthyExcept(nodes: EngineNode[], ts: number, special: NodeScore[]): NodeScore[] {
   const ids = new Set(special.map((s) => s.nodeId));
   return [
-    ...nodes.filter((n) => !ids.has(n.nodeId)).map((n) => score(n.nodeId, ts, 0.05, { setId: n.setId, activeCalls: 3 })),
+    ...nodes
+      .filter((n) => !ids.has(n.nodeId))
+      .map((n) => score(n.nodeId, ts, 0.05, { setId: n.setId, activeCalls: 3 })),
     ...special,
   ];
 }

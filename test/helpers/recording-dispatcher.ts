@@ -2,8 +2,9 @@
  * A small in-memory implementation of our own Dispatcher port for unit tests: it records every call, can fail or
  * hang on demand, and can simulate a reload (every state back to the list-file defaults) or a person using kamcmd.
  */
-import { ForesightError } from '../../src/errors.js';
+
 import type { DestinationState, Dispatcher, DispatcherDestination, Restarter } from '../../src/actions/ports.js';
+import { ForesightError } from '../../src/errors.js';
 
 export interface RecordedCall {
   op: 'list' | 'drain' | 'activate';

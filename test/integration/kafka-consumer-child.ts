@@ -16,6 +16,6 @@ await bus.subscribe(
   async (batch) => {
     say({ event: 'got', keys: batch.map((r) => `${r.key}:${r.value.ts}`) });
   },
-  { groupId, fromBeginning: true, onAssigned: (partitions) => say({ event: 'assigned', partitions }) },
+  { groupId, fromBeginning: true, onAssigned: (partitions) => void say({ event: 'assigned', partitions }) },
 );
 say({ event: 'ready' });

@@ -222,7 +222,7 @@ describe.each(Object.keys(CLIENTS) as (keyof typeof CLIENTS)[])('kafka bus over 
 
   it('dead-letters poison messages with code, reason and source offset, and keeps consuming', async () => {
     const prefix = uniquePrefix(`poison-${client}`);
-    const bus = open(prefix, { maxMessageBytes: 2048 });
+    const bus = open(prefix, { maxMessageBytes: 4096 });
     await bus.ensureTopics();
     const topic = `${prefix}.telemetry`;
     const partition = partitionForKey('ast9', 4);
@@ -231,7 +231,7 @@ describe.each(Object.keys(CLIENTS) as (keyof typeof CLIENTS)[])('kafka bus over 
       ['not JSON', Buffer.from('{"nodeId": "ast9", ')],
       ['unknown metric', Buffer.from(JSON.stringify({ ...sample('ast9', 2), metric: 'cpu.bogus' }))],
       ['value must be a finite number', Buffer.from(JSON.stringify({ ...sample('ast9', 3), value: null }))],
-      ['exceeds 2048', Buffer.from(JSON.stringify({ ...sample('ast9', 4), pad: 'x'.repeat(4000) }))],
+      ['exceeds 4096', Buffer.from(JSON.stringify({ ...sample('ast9', 4), pad: 'x'.repeat(8000) }))],
     ];
     // Raw bytes, straight to the topic: the bus's own producer would refuse to encode these.
     const raw = new Kafka({ clientId: 'poison-writer', brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }).producer();

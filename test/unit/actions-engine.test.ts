@@ -112,7 +112,10 @@ describe('ActionEngine guardrails in the loop', () => {
     const refused = h.audits.filter((a) => a.kind === 'DrainRefused' && a.nodeId === 'ast2');
     expect(refused).toHaveLength(1);
     expect(refused[0]?.details.guardrail).toBe('max_out_of_service');
-    expect(h.engine.explain('ast2').lastAutoDecision).toMatchObject({ outcome: 'refused', guardrail: 'max_out_of_service' });
+    expect(h.engine.explain('ast2').lastAutoDecision).toMatchObject({
+      outcome: 'refused',
+      guardrail: 'max_out_of_service',
+    });
     // ast2 recovers while waiting for the slot; ast1 then returns: ast2 must not be drained.
     for (let i = 6; i < 14; i++) {
       await h.step(
@@ -133,11 +136,7 @@ describe('ActionEngine guardrails in the loop', () => {
     await h.engine.pin('ast2', op);
     for (let i = 0; i < 6; i++) {
       const t = T0 + i * STEP;
-      await h.step(t, [
-        score('ast1', t, 1, { observed: false }),
-        score('ast2', t, 0.99),
-        score('ast3', t, 0.99),
-      ]);
+      await h.step(t, [score('ast1', t, 1, { observed: false }), score('ast2', t, 0.99), score('ast3', t, 0.99)]);
     }
     expect(h.dispatcher.countOf('drain')).toBe(0);
     const refusals = h.audits.filter((a) => a.kind === 'DrainRefused');
@@ -167,7 +166,10 @@ describe('ActionEngine guardrails in the loop', () => {
 
 describe('ActionEngine operator actions', () => {
   it('refuses a manual drain below min active without force, allows it with force, and holds it until undrain', async () => {
-    const h = await harness({ nodes: makeNodes([3]), guardrails: { maxOutOfServicePerSet: 3, maxOutOfServicePercent: 100 } });
+    const h = await harness({
+      nodes: makeNodes([3]),
+      guardrails: { maxOutOfServicePerSet: 3, maxOutOfServicePercent: 100 },
+    });
     await h.engine.init();
     const t = T0;
     await h.step(t, healthyExcept(h.nodes, t, []));
@@ -184,7 +186,11 @@ describe('ActionEngine operator actions', () => {
       'min_active',
     ]);
     // Held: no restart even though calls reached 0.
-    for (let i = 1; i < 5; i++) await h.step(T0 + i * STEP, healthyExcept(h.nodes, T0 + i * STEP, []).map((s) => ({ ...s, activeCalls: 0 })));
+    for (let i = 1; i < 5; i++)
+      await h.step(
+        T0 + i * STEP,
+        healthyExcept(h.nodes, T0 + i * STEP, []).map((s) => ({ ...s, activeCalls: 0 })),
+      );
     expect(h.restarter.restarts).toEqual([]);
     // Repeating a drain is idempotent.
     expect((await h.engine.drain('ast1', op)).decision).toBeNull();
@@ -243,10 +249,16 @@ describe('ActionEngine durability and reconciliation', () => {
     const h1 = await harness({ nodes, recording: kamailio, clock, store: fileStore() });
     await h1.engine.init();
     kamailio.hangOn('drain');
-    for (let i = 0; i < 2; i++) await h1.step(T0 + i * STEP, healthyExcept(nodes, T0 + i * STEP, [score('ast1', T0 + i * STEP, 0.95, { activeCalls: 3 })]));
+    for (let i = 0; i < 2; i++)
+      await h1.step(
+        T0 + i * STEP,
+        healthyExcept(nodes, T0 + i * STEP, [score('ast1', T0 + i * STEP, 0.95, { activeCalls: 3 })]),
+      );
     clock.advanceTo(T0 + 2 * STEP);
     // The third window triggers the drain, whose RPC never returns: the process "dies" here.
-    void h1.engine.onScores(healthyExcept(nodes, T0 + 2 * STEP, [score('ast1', T0 + 2 * STEP, 0.95, { activeCalls: 3 })]));
+    void h1.engine.onScores(
+      healthyExcept(nodes, T0 + 2 * STEP, [score('ast1', T0 + 2 * STEP, 0.95, { activeCalls: 3 })]),
+    );
     for (let k = 0; k < 50 && !h1.audits.some((a) => a.kind === 'DrainStarting'); k++) await new Promise(setImmediate);
     expect(h1.kinds('ast1')).toEqual(['DrainStarting']);
     kamailio.abandonHang();
@@ -287,7 +299,11 @@ describe('ActionEngine durability and reconciliation', () => {
     const clock = new VirtualClock(T0);
     const h1 = await harness({ nodes, recording: kamailio, clock, store: fileStore() });
     await h1.engine.init();
-    for (let i = 0; i < 4; i++) await h1.step(T0 + i * STEP, healthyExcept(nodes, T0 + i * STEP, [score('ast1', T0 + i * STEP, 0.95, { activeCalls: 3 })]));
+    for (let i = 0; i < 4; i++)
+      await h1.step(
+        T0 + i * STEP,
+        healthyExcept(nodes, T0 + i * STEP, [score('ast1', T0 + i * STEP, 0.95, { activeCalls: 3 })]),
+      );
     expect(h1.engine.explain('ast1').state).toBe('draining');
     // Dropped without close(), like a killed process.
     const h2 = await harness({ nodes, recording: kamailio, clock, store: fileStore() });
@@ -305,7 +321,10 @@ describe('ActionEngine durability and reconciliation', () => {
   });
 
   it('re-applies drains after a wholesale reset (reload) and audits StateReapplied', async () => {
-    const h = await harness({ nodes: makeNodes([5]), guardrails: { maxOutOfServicePerSet: 2, maxOutOfServicePercent: 50 } });
+    const h = await harness({
+      nodes: makeNodes([5]),
+      guardrails: { maxOutOfServicePerSet: 2, maxOutOfServicePercent: 50 },
+    });
     await h.start();
     await h.engine.drain('ast1', op);
     await h.engine.drain('ast2', op);
@@ -313,7 +332,12 @@ describe('ActionEngine durability and reconciliation', () => {
     await h.engine.tick(T0 + STEP);
     expect(h.dispatcher.stateOf(h.uri('ast1'))).toBe('disabled');
     expect(h.dispatcher.stateOf(h.uri('ast2'))).toBe('disabled');
-    expect(h.audits.filter((a) => a.kind === 'StateReapplied').map((a) => a.nodeId).sort()).toEqual(['ast1', 'ast2']);
+    expect(
+      h.audits
+        .filter((a) => a.kind === 'StateReapplied')
+        .map((a) => a.nodeId)
+        .sort(),
+    ).toEqual(['ast1', 'ast2']);
     expect(h.audits.some((a) => a.kind === 'ManualOverrideDetected')).toBe(false);
   });
 
@@ -337,11 +361,13 @@ describe('ActionEngine durability and reconciliation', () => {
     expect(rec).toMatchObject({ state: 'active' });
     expect(rec?.manualOverride).toMatch(/enabled by hand/);
     // Automation leaves it alone until the override is cleared.
-    for (let i = 4; i < 8; i++) await h.step(T0 + i * STEP, healthyExcept(h.nodes, T0 + i * STEP, [score('ast1', T0 + i * STEP, 0.99)]));
+    for (let i = 4; i < 8; i++)
+      await h.step(T0 + i * STEP, healthyExcept(h.nodes, T0 + i * STEP, [score('ast1', T0 + i * STEP, 0.99)]));
     expect(h.dispatcher.countOf('drain')).toBe(drainsBefore);
     expect(h.engine.explain('ast1').lastAutoDecision?.guardrail).toBe('manual_override');
     await h.engine.clearOverride('ast1', op);
-    for (let i = 8; i < 12; i++) await h.step(T0 + i * STEP, healthyExcept(h.nodes, T0 + i * STEP, [score('ast1', T0 + i * STEP, 0.99)]));
+    for (let i = 8; i < 12; i++)
+      await h.step(T0 + i * STEP, healthyExcept(h.nodes, T0 + i * STEP, [score('ast1', T0 + i * STEP, 0.99)]));
     expect(h.dispatcher.countOf('drain')).toBe(drainsBefore + 1);
   });
 
@@ -352,7 +378,8 @@ describe('ActionEngine durability and reconciliation', () => {
     await h.engine.tick(T0 + STEP);
     expect(h.kinds('ast3')).toEqual(['ManualOverrideDetected']);
     // With ast3 out and max one out per set, an automatic drain of ast1 is refused.
-    for (let i = 2; i < 6; i++) await h.step(T0 + i * STEP, healthyExcept(h.nodes, T0 + i * STEP, [score('ast1', T0 + i * STEP, 0.99)]));
+    for (let i = 2; i < 6; i++)
+      await h.step(T0 + i * STEP, healthyExcept(h.nodes, T0 + i * STEP, [score('ast1', T0 + i * STEP, 0.99)]));
     expect(h.dispatcher.countOf('drain')).toBe(0);
     expect(h.dispatcher.countOf('activate')).toBe(0);
     expect(h.audits.find((a) => a.kind === 'DrainRefused')?.details.guardrail).toBe('max_out_of_service');

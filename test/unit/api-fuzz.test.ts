@@ -49,16 +49,18 @@ const knownRoute = fc.constantFrom(
   '/',
 );
 const randomPath = fc.array(segment, { minLength: 1, maxLength: 6 }).map((segments) => `/${segments.join('/')}`);
-const path = fc
-  .oneof(knownRoute, knownRoute, randomPath)
-  .filter((p) => !/events/i.test(p)); // the SSE stream never ends, so inject would wait forever
+const path = fc.oneof(knownRoute, knownRoute, randomPath).filter((p) => !/events/i.test(p)); // the SSE stream never ends, so inject would wait forever
 const query = fc.oneof(
   fc.constant(''),
   fc
     .array(
       fc.tuple(
         fc.constantFrom('limit', 'before', 'since', 'nodeId', 'kind', 'token', 'x'),
-        fc.oneof(fc.integer().map(String), fc.string({ maxLength: 8 }), fc.constantFrom('-1', '1e99', 'NaN', 'DrainRefused')),
+        fc.oneof(
+          fc.integer().map(String),
+          fc.string({ maxLength: 8 }),
+          fc.constantFrom('-1', '1e99', 'NaN', 'DrainRefused'),
+        ),
       ),
       { maxLength: 4 },
     )
@@ -71,10 +73,18 @@ const body = fc.oneof(
   fc.constant(undefined),
   fc.json({ maxDepth: 3 }),
   fc.string({ maxLength: 40 }),
-  fc.record({ reason: fc.oneof(fc.string(), fc.integer(), fc.constant(null)), force: fc.anything() }).map((v) => JSON.stringify(v)),
+  fc
+    .record({ reason: fc.oneof(fc.string(), fc.integer(), fc.constant(null)), force: fc.anything() })
+    .map((v) => JSON.stringify(v)),
   fc.record({ verdict: fc.string(), reason: fc.string() }).map((v) => JSON.stringify(v)),
 );
-const contentType = fc.constantFrom(undefined, 'application/json', 'text/plain', 'application/x-www-form-urlencoded', 'x/y;;');
+const contentType = fc.constantFrom(
+  undefined,
+  'application/json',
+  'text/plain',
+  'application/x-www-form-urlencoded',
+  'x/y;;',
+);
 const auth = fc.constantFrom(undefined, 'Bearer op-token', 'Bearer view-token', 'Bearer nope', 'Basic abc', 'Bearer');
 
 describe('API fuzz', () => {
@@ -85,7 +95,12 @@ describe('API fuzz', () => {
         const headers: Record<string, string> = {};
         if (ct) headers['content-type'] = ct;
         if (a) headers.authorization = a;
-        const res = await app.inject({ method: m, url: p + q, headers, payload: m === 'GET' || m === 'HEAD' ? undefined : b });
+        const res = await app.inject({
+          method: m,
+          url: p + q,
+          headers,
+          payload: m === 'GET' || m === 'HEAD' ? undefined : b,
+        });
         statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
         expect(res.statusCode, `${m} ${p}${q}`).toBeLessThan(500);
         if (res.statusCode >= 400 && m !== 'HEAD') {
@@ -99,6 +114,7 @@ describe('API fuzz', () => {
       { numRuns: 3000 },
     );
     // The generators must reach the handlers, not only the 404 and 401 paths.
-    for (const status of [200, 400, 401, 403, 404]) expect(statuses.get(status) ?? 0, `status ${status}`).toBeGreaterThan(10);
+    for (const status of [200, 400, 401, 403, 404])
+      expect(statuses.get(status) ?? 0, `status ${status}`).toBeGreaterThan(10);
   });
 });

@@ -4,7 +4,7 @@ import { buildApp } from '../../src/api/app.js';
 import type { ApiToken } from '../../src/api/auth.js';
 import { ClusterView } from '../../src/api/cluster-view.js';
 import type { ApiDeps } from '../../src/api/deps.js';
-import { MemoryActions, score, T0, testDeps } from '../e2e/fixtures.js';
+import { type MemoryActions, score, T0, testDeps } from '../e2e/fixtures.js';
 
 const TOKENS: ApiToken[] = [
   { name: 'alice', token: 'op-token-0123456789', role: 'operator' },
@@ -32,7 +32,15 @@ describe('nodes', () => {
     const { app, cluster } = setup();
     cluster.applyScores([score('ast2', T0 + 10_000, 0.83)]);
     cluster.applyFeatures([
-      { nodeId: 'ast2', setId: 1, windowStart: T0, windowEnd: T0 + 10_000, sampleCount: 9, observed: true, features: { f: 1 } },
+      {
+        nodeId: 'ast2',
+        setId: 1,
+        windowStart: T0,
+        windowEnd: T0 + 10_000,
+        sampleCount: 9,
+        observed: true,
+        features: { f: 1 },
+      },
     ]);
     const res = await app.inject({ method: 'GET', url: '/api/nodes', headers: VIEW });
     expect(res.statusCode).toBe(200);
@@ -66,11 +74,17 @@ describe('nodes', () => {
     const { app, cluster } = setup();
     cluster.applyScores(Array.from({ length: 25 }, (_, i) => score('ast1', T0 + i * 10_000, i / 25)));
     const first = (await app.inject({ url: '/api/nodes/ast1/history?limit=10', headers: VIEW })).json();
-    expect(first.items.map((p: { ts: number }) => p.ts)).toEqual(Array.from({ length: 10 }, (_, i) => T0 + (15 + i) * 10_000));
+    expect(first.items.map((p: { ts: number }) => p.ts)).toEqual(
+      Array.from({ length: 10 }, (_, i) => T0 + (15 + i) * 10_000),
+    );
     expect(first.nextBefore).toBe(T0 + 150_000);
-    const second = (await app.inject({ url: `/api/nodes/ast1/history?limit=10&before=${first.nextBefore}`, headers: VIEW })).json();
+    const second = (
+      await app.inject({ url: `/api/nodes/ast1/history?limit=10&before=${first.nextBefore}`, headers: VIEW })
+    ).json();
     expect(second.items[0].ts).toBe(T0 + 50_000);
-    const third = (await app.inject({ url: `/api/nodes/ast1/history?limit=10&before=${second.nextBefore}`, headers: VIEW })).json();
+    const third = (
+      await app.inject({ url: `/api/nodes/ast1/history?limit=10&before=${second.nextBefore}`, headers: VIEW })
+    ).json();
     expect(third.items).toHaveLength(5);
     expect(third.nextBefore).toBeNull();
   });
@@ -103,7 +117,12 @@ describe('actions', () => {
 
   it.each(['undrain', 'restart', 'pin', 'unpin'])('wires %s', async (action) => {
     const { app, actions } = setup();
-    const res = await app.inject({ method: 'POST', url: `/api/nodes/ast1/${action}`, headers: OP, payload: { reason: 'ops' } });
+    const res = await app.inject({
+      method: 'POST',
+      url: `/api/nodes/ast1/${action}`,
+      headers: OP,
+      payload: { reason: 'ops' },
+    });
     expect(res.statusCode).toBe(200);
     expect(actions.calls[0]).toEqual({ action, id: 'ast1', ctx: { actor: 'alice', reason: 'ops', force: false } });
   });
@@ -120,10 +139,20 @@ describe('actions', () => {
 
   it('maps engine errors to their status and code', async () => {
     const { app } = setup();
-    const unknown = await app.inject({ method: 'POST', url: '/api/nodes/ast9/drain', headers: OP, payload: { reason: 'r' } });
+    const unknown = await app.inject({
+      method: 'POST',
+      url: '/api/nodes/ast9/drain',
+      headers: OP,
+      payload: { reason: 'r' },
+    });
     expect([unknown.statusCode, unknown.json().error.code]).toEqual([404, 'FORESIGHT_ERR_NOT_FOUND']);
     await app.inject({ method: 'POST', url: '/api/nodes/ast1/drain', headers: OP, payload: { reason: 'r' } });
-    const again = await app.inject({ method: 'POST', url: '/api/nodes/ast1/drain', headers: OP, payload: { reason: 'r' } });
+    const again = await app.inject({
+      method: 'POST',
+      url: '/api/nodes/ast1/drain',
+      headers: OP,
+      payload: { reason: 'r' },
+    });
     expect([again.statusCode, again.json().error.code]).toEqual([409, 'FORESIGHT_ERR_CONFLICT']);
   });
 
@@ -132,14 +161,24 @@ describe('actions', () => {
     actions.restart = async () => {
       throw new Error('secret internal path /etc/x');
     };
-    const res = await app.inject({ method: 'POST', url: '/api/nodes/ast1/restart', headers: OP, payload: { reason: 'r' } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/nodes/ast1/restart',
+      headers: OP,
+      payload: { reason: 'r' },
+    });
     expect(res.statusCode).toBe(500);
     expect(res.json()).toEqual({ error: { code: 'FORESIGHT_ERR_HANDLER', message: 'internal error' } });
   });
 
   it('records verdicts on decisions', async () => {
     const { app } = setup();
-    const drained = await app.inject({ method: 'POST', url: '/api/nodes/ast1/drain', headers: OP, payload: { reason: 'r' } });
+    const drained = await app.inject({
+      method: 'POST',
+      url: '/api/nodes/ast1/drain',
+      headers: OP,
+      payload: { reason: 'r' },
+    });
     const id = drained.json().audit.decisionId;
     const res = await app.inject({
       method: 'POST',
@@ -162,7 +201,12 @@ describe('actions', () => {
     const { app } = setup({ rateLimit: { max: 3, timeWindowMs: 60_000 } });
     const statuses: number[] = [];
     for (let i = 0; i < 5; i++) {
-      const res = await app.inject({ method: 'POST', url: '/api/nodes/ast1/pin', headers: OP, payload: { reason: 'r' } });
+      const res = await app.inject({
+        method: 'POST',
+        url: '/api/nodes/ast1/pin',
+        headers: OP,
+        payload: { reason: 'r' },
+      });
       statuses.push(res.statusCode);
       if (res.statusCode === 429) expect(res.json().error.code).toBe('FORESIGHT_ERR_RATE_LIMITED');
     }
@@ -175,11 +219,17 @@ describe('actions', () => {
 describe('audit', () => {
   it('filters by node and kind and pages by seq, newest first', async () => {
     const { app, actions } = setup();
-    for (let i = 0; i < 7; i++) actions.append({ nodeId: i % 2 ? 'ast1' : 'ast2', kind: 'DrainRefused', actor: 'auto', reason: `r${i}` });
+    for (let i = 0; i < 7; i++)
+      actions.append({ nodeId: i % 2 ? 'ast1' : 'ast2', kind: 'DrainRefused', actor: 'auto', reason: `r${i}` });
     actions.append({ nodeId: 'ast1', kind: 'Pinned', actor: 'alice', reason: 'p' });
     const page1 = (await app.inject({ url: '/api/audit?nodeId=ast1&kind=DrainRefused&limit=2', headers: VIEW })).json();
     expect(page1.items.map((r: { reason: string }) => r.reason)).toEqual(['r5', 'r3']);
-    const page2 = (await app.inject({ url: `/api/audit?nodeId=ast1&kind=DrainRefused&limit=2&before=${page1.nextBefore}`, headers: VIEW })).json();
+    const page2 = (
+      await app.inject({
+        url: `/api/audit?nodeId=ast1&kind=DrainRefused&limit=2&before=${page1.nextBefore}`,
+        headers: VIEW,
+      })
+    ).json();
     expect(page2.items.map((r: { reason: string }) => r.reason)).toEqual(['r1']);
     expect(page2.nextBefore).toBeNull();
     const bad = await app.inject({ url: '/api/audit?kind=Nope', headers: VIEW });
@@ -234,7 +284,14 @@ describe('model, config, health, metrics, docs', () => {
     const res = await app.inject({ url: '/docs/json' });
     expect(res.statusCode).toBe(200);
     const paths = Object.keys(res.json().paths);
-    for (const p of ['/api/nodes', '/api/nodes/{id}/history', '/api/nodes/{id}/drain', '/api/audit', '/readyz', '/api/events']) {
+    for (const p of [
+      '/api/nodes',
+      '/api/nodes/{id}/history',
+      '/api/nodes/{id}/drain',
+      '/api/audit',
+      '/readyz',
+      '/api/events',
+    ]) {
       expect(paths).toContain(p);
     }
   });
@@ -266,7 +323,12 @@ describe('auth', () => {
   it('lets viewers read but not act (403)', async () => {
     const { app, actions } = setup();
     expect((await app.inject({ url: '/api/audit', headers: VIEW })).statusCode).toBe(200);
-    const res = await app.inject({ method: 'POST', url: '/api/nodes/ast1/drain', headers: VIEW, payload: { reason: 'r' } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/nodes/ast1/drain',
+      headers: VIEW,
+      payload: { reason: 'r' },
+    });
     expect(res.statusCode).toBe(403);
     expect(res.json().error.code).toBe('FORESIGHT_ERR_FORBIDDEN');
     expect(actions.calls).toHaveLength(0);
@@ -274,7 +336,10 @@ describe('auth', () => {
 
   it('tells the dashboard who the token belongs to', async () => {
     const { app } = setup();
-    expect((await app.inject({ url: '/api/session', headers: OP })).json()).toEqual({ actor: 'alice', role: 'operator' });
+    expect((await app.inject({ url: '/api/session', headers: OP })).json()).toEqual({
+      actor: 'alice',
+      role: 'operator',
+    });
   });
 
   it('accepts ?token= only on the event stream', async () => {
@@ -338,7 +403,7 @@ describe('server-sent events', () => {
     const next = frames(res);
     const [snapshot] = await next(1);
     expect(snapshot?.event).toBe('snapshot');
-    expect((snapshot?.data as { nodes: unknown[] }).nodes).toHaveLength(4);
+    expect((snapshot!.data as { nodes: unknown[] }).nodes).toHaveLength(4);
 
     cluster.applyScores([score('ast1', T0 + 10_000, 0.77)]);
     await actions.drain('ast1', { actor: 'alice', reason: 'test' });

@@ -121,7 +121,9 @@ describe('guardrails (pure)', () => {
   });
 
   it('opens cron maintenance windows for their duration only (croner, UTC)', () => {
-    const open = compileMaintenanceWindows([{ name: 'nightly', cron: '0 2 * * *', durationMs: 3_600_000, timezone: 'UTC' }]);
+    const open = compileMaintenanceWindows([
+      { name: 'nightly', cron: '0 2 * * *', durationMs: 3_600_000, timezone: 'UTC' },
+    ]);
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 365 * 24 * 60 }), (minute) => {
         const t = Date.UTC(2026, 0, 1) + minute * 60_000;
@@ -210,16 +212,20 @@ describe('guardrail invariants on the running engine (random risk streams, sever
             if (count - disabled < Math.min(count, s.config.minActivePerSet)) {
               violations.push(`set ${set + 1} below min active at window ${w}`);
             }
-            if (disabled > Math.min(s.config.maxOutOfServicePerSet, percentCap(count, s.config.maxOutOfServicePercent))) {
+            if (
+              disabled > Math.min(s.config.maxOutOfServicePerSet, percentCap(count, s.config.maxOutOfServicePercent))
+            ) {
               violations.push(`set ${set + 1} over the cap at window ${w}: ${disabled}`);
             }
           }
         }
-        for (const id of pinned) if (h.dispatcher.countOf('drain', h.uri(id)) > 0) violations.push(`pinned ${id} drained`);
+        for (const id of pinned)
+          if (h.dispatcher.countOf('drain', h.uri(id)) > 0) violations.push(`pinned ${id} drained`);
         const byNode = new Map<string, number>();
         for (const d of autoDrains) {
           const prev = byNode.get(d.nodeId);
-          if (prev !== undefined && d.ts - prev < s.config.cooldownMs) violations.push(`cooldown broken on ${d.nodeId}`);
+          if (prev !== undefined && d.ts - prev < s.config.cooldownMs)
+            violations.push(`cooldown broken on ${d.nodeId}`);
           byNode.set(d.nodeId, d.ts);
         }
         // The whole stream lasts under an hour.

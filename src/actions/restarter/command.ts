@@ -30,7 +30,9 @@ export class CommandRestarter implements Restarter {
 
   restart(nodeId: string): Promise<void> {
     if (!NODE_ID.test(nodeId)) {
-      return Promise.reject(new ForesightError('FORESIGHT_ERR_BAD_REQUEST', `invalid node id ${JSON.stringify(nodeId)}`));
+      return Promise.reject(
+        new ForesightError('FORESIGHT_ERR_BAD_REQUEST', `invalid node id ${JSON.stringify(nodeId)}`),
+      );
     }
     const timeout = this.options.timeoutMs ?? 60_000;
     return new Promise((resolve, reject) => {
@@ -48,10 +50,14 @@ export class CommandRestarter implements Restarter {
           const output = `${stderr}${stdout}`.slice(-OUTPUT_TAIL);
           if (e.killed) {
             reject(
-              new ForesightError('FORESIGHT_ERR_TIMEOUT', `restart command for ${nodeId} timed out after ${timeout} ms`, {
-                cause: err,
-                details: { output },
-              }),
+              new ForesightError(
+                'FORESIGHT_ERR_TIMEOUT',
+                `restart command for ${nodeId} timed out after ${timeout} ms`,
+                {
+                  cause: err,
+                  details: { output },
+                },
+              ),
             );
             return;
           }

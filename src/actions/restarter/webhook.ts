@@ -69,7 +69,9 @@ export class WebhookRestarter implements Restarter {
       const timedOut = (err as Error).name === 'TimeoutError';
       throw new ForesightError(
         timedOut ? 'FORESIGHT_ERR_TIMEOUT' : 'FORESIGHT_ERR_RESTARTER',
-        timedOut ? `restart webhook timed out after ${timeout} ms` : `restart webhook unreachable: ${(err as Error).message}`,
+        timedOut
+          ? `restart webhook timed out after ${timeout} ms`
+          : `restart webhook unreachable: ${(err as Error).message}`,
         { cause: err },
       );
     }

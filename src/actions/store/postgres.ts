@@ -3,7 +3,15 @@ import pg from 'pg';
 import { ForesightError } from '../../errors.js';
 import type { AuditRecord, NodeRecord } from '../../messages.js';
 import type { AuditQuery, Store } from '../ports.js';
-import { type AuditRow, auditLimit, auditWhere, type NodeRow, rowToAudit, rowToNode, serializeDetails } from './schema.js';
+import {
+  type AuditRow,
+  auditLimit,
+  auditWhere,
+  type NodeRow,
+  rowToAudit,
+  rowToNode,
+  serializeDetails,
+} from './schema.js';
 
 export interface PostgresStoreOptions {
   /** e.g. `postgres://postgres@127.0.0.1:5432/foresight`. */
@@ -35,7 +43,8 @@ export class PostgresStore implements Store {
   }
 
   private async q<R extends pg.QueryResultRow>(what: string, sql: string, values: unknown[] = []): Promise<R[]> {
-    if (!this.pool) throw new ForesightError('FORESIGHT_ERR_STORE', 'PostgreSQL store used before init() or after close()');
+    if (!this.pool)
+      throw new ForesightError('FORESIGHT_ERR_STORE', 'PostgreSQL store used before init() or after close()');
     try {
       return (await this.pool.query<R>(sql, values)).rows;
     } catch (err) {
@@ -47,7 +56,10 @@ export class PostgresStore implements Store {
 
   async init(): Promise<void> {
     if (this.pool) return;
-    const pool = new pg.Pool({ connectionString: this.options.connectionString, max: this.options.maxConnections ?? 4 });
+    const pool = new pg.Pool({
+      connectionString: this.options.connectionString,
+      max: this.options.maxConnections ?? 4,
+    });
     // An idle client's socket error would otherwise crash the process; the next query reports it instead.
     pool.on('error', () => {});
     this.pool = pool;

@@ -3,7 +3,15 @@ import Database from 'better-sqlite3';
 import { ForesightError } from '../../errors.js';
 import type { AuditRecord, NodeRecord } from '../../messages.js';
 import type { AuditQuery, Store } from '../ports.js';
-import { type AuditRow, auditLimit, auditWhere, type NodeRow, rowToAudit, rowToNode, serializeDetails } from './schema.js';
+import {
+  type AuditRow,
+  auditLimit,
+  auditWhere,
+  type NodeRow,
+  rowToAudit,
+  rowToNode,
+  serializeDetails,
+} from './schema.js';
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS nodes (

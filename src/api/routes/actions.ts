@@ -1,7 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { DrainAction } from '../../messages.js';
 import type { ApiActions } from '../deps.js';
-import { strictValidator } from '../strict-validator.js';
 import {
   ActionBody,
   ActionResponse,
@@ -11,6 +10,7 @@ import {
   NodeIdParams,
   VerdictBody,
 } from '../schemas.js';
+import { strictValidator } from '../strict-validator.js';
 
 export interface ActionsPluginOptions {
   actions: ApiActions;

@@ -29,51 +29,56 @@ export interface EventMappingOptions {
  */
 export function samplesFromEvent(frame: AmiFrame, ts: number, options: EventMappingOptions): TelemetrySample[] {
   const f = frame.fields;
-  const nodeId = options.nodeId;
-  const sample = (metric: MetricName, value: number): TelemetrySample => ({ nodeId, ts, metric, value, source: 'ami' });
-  const isCall = () => !options.callChannelPrefix || (f.channel ?? '').startsWith(options.callChannelPrefix);
-  switch ((f.event ?? '').toLowerCase()) {
+  const name = f.event;
+  // No closures here: this runs once per event on the hot path.
+  switch (name === undefined ? '' : name.toLowerCase()) {
     case 'newchannel':
-      return isCall() ? [sample('calls.started', 1)] : [];
+      return isCall(f, options) ? [mk(options, ts, 'calls.started', 1)] : [];
     case 'hangup': {
-      if (!isCall()) return [];
+      if (!isCall(f, options)) return [];
       const cause = toInt(f.cause);
-      if (cause !== null && NORMAL_CAUSES.has(cause)) return [sample('calls.completed', 1)];
-      const out = [sample('hangup.abnormal', 1)];
+      if (cause !== null && NORMAL_CAUSES.has(cause)) return [mk(options, ts, 'calls.completed', 1)];
+      const out = [mk(options, ts, 'hangup.abnormal', 1)];
       if (cause !== null && NODE_FAILURE_CAUSES.has(cause)) {
-        out.push(sample(f.channelstate === STATE_UP ? 'calls.dropped' : 'calls.failed', 1));
+        out.push(mk(options, ts, f.channelstate === STATE_UP ? 'calls.dropped' : 'calls.failed', 1));
       }
       return out;
     }
     case 'fullybooted':
-      return [sample('node.up', 1)];
+      return [mk(options, ts, 'node.up', 1)];
     case 'shutdown':
-      return [sample('node.up', 0)];
+      return [mk(options, ts, 'node.up', 0)];
     case 'contactstatus': {
       // RoundtripUsec is 0 unless the contact is reachable; a 0 is not a measurement.
       const usec = toNumber(f.roundtripusec);
-      return usec !== null && usec > 0 ? [sample('sip.options_rtt_ms', usec / 1000)] : [];
+      return usec !== null && usec > 0 ? [mk(options, ts, 'sip.options_rtt_ms', usec / 1000)] : [];
     }
     case 'rtcpreceived':
-      return rtcpSamples(f, options.rtpClockRateHz ?? 8000, sample);
+      return rtcpSamples(f, ts, options);
     default:
       return [];
   }
 }
 
-function rtcpSamples(
-  f: Record<string, string>,
-  clockRateHz: number,
-  sample: (metric: MetricName, value: number) => TelemetrySample,
-): TelemetrySample[] {
+function mk(options: EventMappingOptions, ts: number, metric: MetricName, value: number): TelemetrySample {
+  return { nodeId: options.nodeId, ts, metric, value, source: 'ami' };
+}
+
+function isCall(f: Record<string, string>, options: EventMappingOptions): boolean {
+  return !options.callChannelPrefix || (f.channel ?? '').startsWith(options.callChannelPrefix);
+}
+
+function rtcpSamples(f: Record<string, string>, ts: number, options: EventMappingOptions): TelemetrySample[] {
   const out: TelemetrySample[] = [];
+  const clockRateHz = options.rtpClockRateHz ?? 8000;
   const count = Math.min(toInt(f.reportcount) ?? 0, 31); // RTCP report count is a 5-bit field
   for (let i = 0; i < count; i++) {
     const jitter = toNumber(f[`report${i}iajitter`]);
-    if (jitter !== null && jitter >= 0) out.push(sample('rtcp.jitter_ms', (jitter * 1000) / clockRateHz));
+    if (jitter !== null && jitter >= 0) out.push(mk(options, ts, 'rtcp.jitter_ms', (jitter * 1000) / clockRateHz));
     const fraction = toNumber(f[`report${i}fractionlost`]);
-    if (fraction !== null && fraction >= 0 && fraction <= 255)
-      out.push(sample('rtcp.loss_pct', (fraction / 256) * 100));
+    if (fraction !== null && fraction >= 0 && fraction <= 255) {
+      out.push(mk(options, ts, 'rtcp.loss_pct', (fraction / 256) * 100));
+    }
   }
   return out;
 }

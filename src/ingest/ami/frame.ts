@@ -54,6 +54,13 @@ const FRAME_END = '\r\n\r\n';
 /** Header keys of a legacy Follows frame; the first other line starts the raw output. */
 const FOLLOWS_HEADERS = new Set(['response', 'privilege', 'actionid']);
 
+/**
+ * Lower-cased form of header keys already seen. AMI uses a few hundred distinct keys, so this skips a trim and a
+ * lower-casing per line; the bound keeps garbage keys from growing it without limit.
+ */
+const KEY_CACHE = new Map<string, string>();
+const KEY_CACHE_LIMIT = 4096;
+
 type SkipMode = 'none' | 'line' | 'block' | 'follows';
 
 export class AmiFrameDecoder {
@@ -206,7 +213,12 @@ export class AmiFrameDecoder {
       if (colon <= lineStart || colon >= contentEnd) {
         if (contentEnd > lineStart) bad++;
       } else {
-        const key = buf.slice(lineStart, colon).trim().toLowerCase();
+        const rawKey = buf.slice(lineStart, colon);
+        let key = KEY_CACHE.get(rawKey);
+        if (key === undefined) {
+          key = rawKey.trim().toLowerCase();
+          if (KEY_CACHE.size < KEY_CACHE_LIMIT) KEY_CACHE.set(rawKey, key);
+        }
         let valueStart = colon + 1;
         if (valueStart < contentEnd && buf.charCodeAt(valueStart) === 32) valueStart++;
         const value = buf.slice(valueStart, contentEnd);

@@ -3,8 +3,9 @@ import type { Clock } from '../../clock.js';
 import { ForesightError } from '../../errors.js';
 import { FAILURE_MODES, type FailureMode, type IncidentLabel, type TelemetrySample } from '../../messages.js';
 import { EpisodeStream } from './episodes.js';
-import { applyIncident, type Effects, type Incident, newEffects, resetEffects } from './incidents.js';
+import { applyIncident, type Incident, resetEffects } from './incidents.js';
 import { dailyLoad } from './load-curve.js';
+import { createNode, INVITE_SAMPLES_PER_TICK, type ProbeState, type SimNode, type SimNodeStatus } from './node.js';
 import {
   MODE_DURATION_MS,
   resolveOptions,
@@ -12,12 +13,9 @@ import {
   type SimulatedClusterOptions,
 } from './options.js';
 import { Rng } from './rng.js';
+import { emitNode, type TelemetryContext } from './telemetry.js';
 
-/** Process state of a simulated Asterisk. */
-export type SimNodeStatus = 'up' | 'crashed' | 'restarting';
-
-/** Kamailio's view of a destination from its own OPTIONS probing (the `A`/`T`/`I` letter). */
-export type ProbeState = 'active' | 'trying' | 'inactive';
+export type { ProbeState, SimNodeStatus };
 
 /** What an operator (or the simulated dispatcher) can see of one node. Ground truth about incidents is not here. */
 export interface SimNodeView {
@@ -72,53 +70,11 @@ export interface SimulatorStats {
   incidents: IncidentOutcome[];
 }
 
-const SOURCE = 'sim' as const;
-const INVITE_SAMPLES_PER_TICK = 4;
-const DB_SAMPLES_PER_TICK = 2;
 /** Kamailio tm `fr_timer` in the reference config: an OPTIONS slower than this is a timeout (408). ms */
 const PING_TIMEOUT_MS = 2000;
 /** Timer E retransmissions of one unanswered request within `fr_timer` (0.5 s, 1.5 s; domain F). */
 const RETRANS_PER_TIMEOUT = 2;
 const LATENCY_ALPHA = 0.9;
-
-interface SimNode {
-  readonly id: string;
-  readonly uri: string;
-  /** Noise, completions: one stream per node. */
-  readonly rng: Rng;
-  /** Random incidents of this node: a stream of its own, so actions never move the schedule. */
-  readonly incidentRng: Rng;
-  readonly hiccups: EpisodeStream;
-  readonly baseRssMb: number;
-  readonly baseFds: number;
-  readonly baseCpu: number;
-  status: SimNodeStatus;
-  downUntil: number;
-  accepting: boolean;
-  probe: ProbeState;
-  probeFails: number;
-  probeOks: number;
-  latencyAvgMs: number | null;
-  active: number;
-  incident: Incident | null;
-  /** Planned incidents not yet started, by onset. */
-  planned: Incident[];
-  nextRandom: Incident | null;
-  readonly effects: Effects;
-  // Counters of the current tick, reset after emission.
-  started: number;
-  completed: number;
-  failed: number;
-  dropped: number;
-  abnormal: number;
-  retrans: number;
-  r5xx: number;
-  r408: number;
-  /** Round-trip of the ping answered this tick, or -1. */
-  pingRtt: number;
-  readonly inviteMs: Float64Array;
-  inviteCount: number;
-}
 
 /**
  * A deterministic Asterisk cluster behind a Kamailio dispatcher, on a virtual clock it owns.
@@ -141,6 +97,7 @@ export class SimulatedCluster implements Clock {
   /** Probability that an established call ends within one tick: exponential durations in discrete time. */
   private readonly pEnd: number;
   private readonly nominalActive: number;
+  private readonly telemetry: TelemetryContext;
   private _now: number;
   private nextPingAt: number;
   private rr = 0;
@@ -165,6 +122,7 @@ export class SimulatedCluster implements Clock {
     this.pEnd = 1 - Math.exp(-o.tickMs / o.meanCallMs);
     this.nominalActive = Math.max(1, o.callRatePerNode * (o.meanCallMs / 1000));
     this.nextPingAt = o.startAt + o.pingIntervalMs;
+    this.telemetry = { tickS: this.tickS, nominalActive: this.nominalActive, memoryLimitMb: o.memoryLimitMb };
     this.modeWeights = FAILURE_MODES.map((m) => o.randomIncidents.modeWeights[m] ?? 0);
 
     const root = Rng.fromSeed(o.seed);
@@ -190,41 +148,7 @@ export class SimulatedCluster implements Clock {
     const ids: string[] = [];
     for (let i = 0; i < o.nodes; i++) {
       const id = `ast${i + 1}`;
-      const rng = root.fork();
-      const incidentRng = root.fork();
-      const node: SimNode = {
-        id,
-        uri: `sip:127.0.0.1:${5071 + i}`,
-        rng,
-        incidentRng,
-        hiccups: new EpisodeStream(rng.fork(), o.disturbances.hiccupsPerNodeDay, [5000, 45_000], [0.3, 1.2], o.startAt),
-        baseRssMb: rng.range(320, 480),
-        baseFds: Math.round(rng.range(150, 230)),
-        baseCpu: rng.range(2, 5),
-        status: 'up',
-        downUntil: 0,
-        accepting: true,
-        probe: 'active',
-        probeFails: 0,
-        probeOks: 0,
-        latencyAvgMs: null,
-        active: 0,
-        incident: null,
-        planned: [],
-        nextRandom: null,
-        effects: newEffects(),
-        started: 0,
-        completed: 0,
-        failed: 0,
-        dropped: 0,
-        abnormal: 0,
-        retrans: 0,
-        r5xx: 0,
-        r408: 0,
-        pingRtt: -1,
-        inviteMs: new Float64Array(INVITE_SAMPLES_PER_TICK),
-        inviteCount: 0,
-      };
+      const node = createNode(id, `sip:127.0.0.1:${5071 + i}`, root.fork(), root.fork(), o);
       ids.push(id);
       this.list.push(node);
       this.byId.set(id, node);
@@ -436,7 +360,7 @@ export class SimulatedCluster implements Clock {
       while (this.nextPingAt <= t) this.nextPingAt += o.pingIntervalMs;
       for (const node of this.list) this.ping(node);
     }
-    for (const node of this.list) this.emit(node, t, out);
+    for (const node of this.list) emitNode(node, t, this.telemetry, out);
   }
 
   /** Recovery, incident onsets and crashes due by time t. */
@@ -601,80 +525,5 @@ export class SimulatedCluster implements Clock {
       node.probeFails++;
     }
     if (node.probe === 'trying' && node.probeFails >= o.probingThreshold) node.probe = 'inactive';
-  }
-
-  private emit(node: SimNode, t: number, out: TelemetrySample[]): void {
-    const id = node.id;
-    const up = node.status === 'up';
-    out.push({ nodeId: id, ts: t, metric: 'node.up', value: up ? 1 : 0, source: SOURCE });
-    out.push({ nodeId: id, ts: t, metric: 'channels.active', value: node.active, source: SOURCE });
-    out.push({ nodeId: id, ts: t, metric: 'calls.started', value: node.started, source: SOURCE });
-    out.push({ nodeId: id, ts: t, metric: 'calls.completed', value: node.completed, source: SOURCE });
-    out.push({ nodeId: id, ts: t, metric: 'calls.failed', value: node.failed, source: SOURCE });
-    out.push({ nodeId: id, ts: t, metric: 'calls.dropped', value: node.dropped, source: SOURCE });
-    if (up) this.emitHealth(node, t, out);
-    else {
-      // A dead process reports nothing itself; what remains is what Kamailio sees of it.
-      out.push({ nodeId: id, ts: t, metric: 'sip.retransmissions', value: node.retrans, source: SOURCE });
-      out.push({ nodeId: id, ts: t, metric: 'sip.replies_408', value: node.r408, source: SOURCE });
-    }
-    node.started = 0;
-    node.completed = 0;
-    node.failed = 0;
-    node.dropped = 0;
-    node.abnormal = 0;
-    node.retrans = 0;
-    node.r5xx = 0;
-    node.r408 = 0;
-    node.pingRtt = -1;
-    node.inviteCount = 0;
-  }
-
-  private emitHealth(node: SimNode, t: number, out: TelemetrySample[]): void {
-    const id = node.id;
-    const e = node.effects;
-    const rng = node.rng;
-    const o = this.options;
-    const load = node.active / this.nominalActive;
-    const busy = load * load;
-
-    out.push({ nodeId: id, ts: t, metric: 'hangup.abnormal', value: node.abnormal, source: SOURCE });
-    const retrans =
-      node.retrans + rng.poisson(node.started * (0.01 + e.retransPerCall) + e.retransPerS * this.tickS + 0.002);
-    out.push({ nodeId: id, ts: t, metric: 'sip.retransmissions', value: retrans, source: SOURCE });
-    const r5xx = node.r5xx + (node.started > 0 && rng.uniform() < 0.001 * node.started ? 1 : 0);
-    out.push({ nodeId: id, ts: t, metric: 'sip.replies_5xx', value: r5xx, source: SOURCE });
-    out.push({ nodeId: id, ts: t, metric: 'sip.replies_408', value: node.r408, source: SOURCE });
-    if (node.pingRtt >= 0)
-      out.push({ nodeId: id, ts: t, metric: 'sip.options_rtt_ms', value: node.pingRtt, source: SOURCE });
-    for (let k = 0; k < node.inviteCount; k++) {
-      out.push({ nodeId: id, ts: t, metric: 'sip.invite_setup_ms', value: node.inviteMs[k]!, source: SOURCE });
-    }
-    for (let k = 0; k < DB_SAMPLES_PER_TICK; k++) {
-      const q = rng.logNormal(3, 0.35) * e.dbMult;
-      out.push({ nodeId: id, ts: t, metric: 'db.query_ms', value: q, source: SOURCE });
-    }
-    out.push({
-      nodeId: id,
-      ts: t,
-      metric: 'db.probe_failures',
-      value: rng.poisson(e.probeFailPerS * this.tickS),
-      source: SOURCE,
-    });
-    const queue = rng.poisson(1 + 12 * busy) + Math.round(e.queueAdd * rng.range(0.85, 1.15));
-    out.push({ nodeId: id, ts: t, metric: 'taskprocessor.max_queue', value: queue, source: SOURCE });
-    const healthyRss = node.baseRssMb + 0.6 * node.active + 1.5 * rng.normal();
-    const rss = e.leakFraction > 0 ? healthyRss + (o.memoryLimitMb - healthyRss) * e.leakFraction : healthyRss;
-    out.push({ nodeId: id, ts: t, metric: 'host.memory_rss_mb', value: rss, source: SOURCE });
-    const cpu = Math.max(0, node.baseCpu + 0.3 * node.active * (1 + 0.3 * busy) + 1.2 * rng.normal() + e.cpuAdd);
-    out.push({ nodeId: id, ts: t, metric: 'host.cpu_pct', value: cpu, source: SOURCE });
-    const fds = Math.max(0, Math.round(node.baseFds + 2 * node.active + 2 * rng.normal()));
-    out.push({ nodeId: id, ts: t, metric: 'host.open_fds', value: fds, source: SOURCE });
-    if (node.active > 0) {
-      const jitter = rng.logNormal(2.5, 0.4) + e.jitterAddMs * rng.range(0.6, 1.4);
-      out.push({ nodeId: id, ts: t, metric: 'rtcp.jitter_ms', value: jitter, source: SOURCE });
-      const loss = Math.min(100, rng.logNormal(0.08, 0.6) + e.lossAdd * rng.range(0.8, 1.2));
-      out.push({ nodeId: id, ts: t, metric: 'rtcp.loss_pct', value: loss, source: SOURCE });
-    }
   }
 }
