@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   FORESIGHT_ERR_RATE_LIMITED: { status: 429, retriable: true, message: 'too many requests' },
   FORESIGHT_ERR_DISPATCHER: { status: 502, retriable: true, message: 'dispatcher unreachable or failed' },
   FORESIGHT_ERR_RESTARTER: { status: 502, retriable: true, message: 'restart failed' },
+  FORESIGHT_ERR_SOURCE: { status: 502, retriable: true, message: 'telemetry source unreachable or failed' },
   FORESIGHT_ERR_TIMEOUT: { status: 504, retriable: true, message: 'timed out' },
   FORESIGHT_ERR_STORE: { status: 500, retriable: true, message: 'store failed' },
   FORESIGHT_ERR_MODEL: { status: 500, retriable: false, message: 'model artefact invalid' },

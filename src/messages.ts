@@ -52,6 +52,8 @@ export const METRICS = {
   'host.cpu_pct': { kind: 'gauge', unit: 'percent' },
   /** Open file descriptors of the Asterisk process. count */
   'host.open_fds': { kind: 'gauge', unit: 'count' },
+  /** Threads of the Asterisk process. count */
+  'host.threads': { kind: 'gauge', unit: 'count' },
   /** RTCP interarrival jitter. ms */
   'rtcp.jitter_ms': { kind: 'latency', unit: 'ms' },
   /** RTCP fraction lost. percent */

@@ -732,7 +732,7 @@ export class ActionEngine {
       if (rt.pendingApply) {
         // The risk is checked again before a delayed automatic drain acts.
         const s = rt.lastScore;
-        if (isAuto(rt.decisionActor) && s !== null && s.observed && s.risk < this.lifecycle.riskThreshold) {
+        if (isAuto(rt.decisionActor) && s?.observed && s.risk < this.lifecycle.riskThreshold) {
           await this.cancelPendingDrain(rt, now);
           return;
         }

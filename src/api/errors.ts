@@ -54,6 +54,6 @@ export function makeErrorHandler(logger: Logger) {
       return;
     }
     logger.error({ err, url: request.routeOptions.url }, 'unexpected error in a route');
-    void reply.code(500).send(errorBody('FORESIGHT_ERR_HANDLER', 'internal error'));
+    void reply.code(500).send(errorBody('FORESIGHT_ERR_INTERNAL', 'internal error'));
   };
 }

@@ -106,20 +106,22 @@ export class PlatformaticBus implements Bus {
     this.assertOpen();
     const name = kafkaTopic(this.options.topicPrefix, topic);
     const logger = this.logger.child({ topic: name, groupId: options.groupId });
-    const consumer = new Consumer({
-      clientId: this.options.clientId,
-      bootstrapBrokers: this.options.brokers,
-      groupId: options.groupId,
-      sessionTimeout: this.options.sessionTimeoutMs,
-      heartbeatInterval: this.options.heartbeatIntervalMs,
-      rebalanceTimeout: Math.max(this.options.sessionTimeoutMs, 10_000),
-      autocommit: false,
-      maxWaitTime: 200,
-      maxBytesPerPartition: 4 * 1024 * 1024,
-      autocreateTopics: false,
-      retries: 8,
-      retryDelay: 500,
-    });
+    const createConsumer = () =>
+      new Consumer({
+        clientId: this.options.clientId,
+        bootstrapBrokers: this.options.brokers,
+        groupId: options.groupId,
+        sessionTimeout: this.options.sessionTimeoutMs,
+        heartbeatInterval: this.options.heartbeatIntervalMs,
+        rebalanceTimeout: Math.max(this.options.sessionTimeoutMs, 10_000),
+        autocommit: false,
+        maxWaitTime: 200,
+        maxBytesPerPartition: 4 * 1024 * 1024,
+        autocreateTopics: false,
+        retries: 8,
+        retryDelay: 500,
+      });
+    let consumer = createConsumer();
     const hooks = new HookChain(logger);
     const pending = new Map<number, RawMessage[]>();
     /** Highest offset queued per partition: a rejoin refetches from the committed offset, which may repeat some. */
@@ -129,8 +131,9 @@ export class PlatformaticBus implements Bus {
     let stopping = false;
     let stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | null = null;
     let working: Promise<void> | null = null;
+    let recovering = false;
 
-    consumer.on('consumer:group:join', (payload) => {
+    const onJoin = (payload: { assignments?: { topic: string; partitions: number[] }[] }): void => {
       const next = (payload.assignments ?? []).filter((a) => a.topic === name).flatMap((a) => a.partitions);
       next.sort((a, b) => a - b);
       const previous = [...assigned].sort((a, b) => a - b);
@@ -147,7 +150,7 @@ export class PlatformaticBus implements Bus {
         if (changed) await options.onAssigned?.(next);
       });
       kick();
-    });
+    };
 
     const work = async (): Promise<void> => {
       await hooks.settled();
@@ -218,13 +221,7 @@ export class PlatformaticBus implements Bus {
       });
     };
 
-    stream = await consumer.consume({
-      topics: [name],
-      mode: 'committed',
-      fallbackMode: options.fromBeginning ? 'earliest' : 'latest',
-      autocommit: false,
-    });
-    stream.on('data', (m: RawMessage) => {
+    const onData = (m: RawMessage): void => {
       if (stopping || !assigned.has(m.partition)) return;
       const last = queuedUpTo.get(m.partition);
       if (last !== undefined && m.offset <= last) return;
@@ -238,11 +235,53 @@ export class PlatformaticBus implements Bus {
       queued++;
       if (queued >= PAUSE_AT) stream?.pause();
       kick();
-    });
-    stream.on('error', (err: Error) => logger.warn({ err: describe(err) }, 'consumer stream error'));
-    if (consumer.assignments) {
-      assigned = new Set(consumer.assignments.filter((a) => a.topic === name).flatMap((a) => a.partitions));
-    }
+    };
+
+    const open = async (): Promise<void> => {
+      const current = createConsumer();
+      consumer = current;
+      current.on('consumer:group:join', (payload) => {
+        if (current === consumer) onJoin(payload);
+      });
+      const opened = await current.consume({
+        topics: [name],
+        mode: 'committed',
+        fallbackMode: options.fromBeginning ? 'earliest' : 'latest',
+        autocommit: false,
+      });
+      stream = opened;
+      opened.on('data', onData);
+      opened.on('error', (err: Error) => void recover(opened, err));
+      opened.on('close', () => void recover(opened, null));
+      if (current.assignments) onJoin({ assignments: current.assignments });
+    };
+
+    /**
+     * The client gives up on a stream after its retries (e.g. while the broker restarts). Start over with a new
+     * consumer: everything not yet committed is fetched again from the committed offsets.
+     */
+    const recover = async (failed: MessagesStream<Buffer, Buffer, Buffer, Buffer>, err: Error | null): Promise<void> => {
+      if (stopping || recovering || failed !== stream) return;
+      recovering = true;
+      logger.warn({ err: err ? describe(err) : 'stream closed' }, 'consumer stream failed; reconnecting');
+      onJoin({ assignments: [] });
+      const old = consumer;
+      await Promise.resolve(failed.close()).catch(() => undefined);
+      // force: do not wait for the failed stream to drain.
+      await (old.close as (force: boolean) => Promise<void>).call(old, true).catch(() => undefined);
+      for (let attempt = 1; !stopping; attempt++) {
+        try {
+          await open();
+          break;
+        } catch (openErr) {
+          logger.warn({ attempt, err: describe(openErr) }, 'reconnect failed');
+          await sleep(Math.min(this.options.maxBackoffMs, 250 * attempt));
+        }
+      }
+      recovering = false;
+    };
+
+    await open();
 
     const subscription: Subscription = {
       stop: async () => {

@@ -46,7 +46,7 @@ export interface ModelManifest {
     spec: TrainSpec;
     finalLoss: number;
     backend: TfBackendName;
-    /** sha256 of the sorted verdict decision ids used, if any. */
+    /** Operators' verdicts used as labels: confirmed drains (excluded) and false drains (healthy, threshold). */
     verdicts: { confirmed: number; false: number };
   };
   /** Figures on held-out data; null when the trainer had no labelled held-out data. */

@@ -137,6 +137,7 @@ export class TfjsScorer implements Scorer {
       if (gate <= 0) continue;
       timeToFailureS = timeToFailureS === null ? fc.timeToLimitS : Math.min(timeToFailureS, fc.timeToLimitS);
       const gain = gate * TREND_GAIN * clamp(Math.log(this.trendStartS / Math.max(fc.timeToLimitS, 1)), 0, TREND_CAP / TREND_GAIN);
+      if (gain <= 0) continue;
       const logit = TREND_BIAS + gain;
       if (logit > trendLogit) trendLogit = logit;
       contributions.push({ feature: `forecast.${fc.kind}_s`, weight: 1 / (1 + Math.exp(-logit)), value: fc.timeToLimitS });

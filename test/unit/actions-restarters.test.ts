@@ -98,14 +98,16 @@ describe('WebhookRestarter', () => {
     server = null;
 
     let silentHits = 0;
-    const silent = await serve(() => {
-      silentHits++; // never answers
+    const pending: ServerResponse[] = [];
+    const silent = await serve((_req, _body, res) => {
+      silentHits++;
+      pending.push(res); // never answers
     });
     await expect(
       new WebhookRestarter({ url: silent, retries: 1, backoffMs: 1, timeoutMs: 100 }).restart('ast1'),
     ).rejects.toMatchObject({ code: 'FORESIGHT_ERR_TIMEOUT' });
     expect(silentHits).toBe(2);
-    server?.closeAllConnections();
+    for (const res of pending) res.destroy();
   });
 
   it('rejects a URL that is not http(s)', () => {

@@ -168,7 +168,7 @@ describe('actions', () => {
       payload: { reason: 'r' },
     });
     expect(res.statusCode).toBe(500);
-    expect(res.json()).toEqual({ error: { code: 'FORESIGHT_ERR_HANDLER', message: 'internal error' } });
+    expect(res.json()).toEqual({ error: { code: 'FORESIGHT_ERR_INTERNAL', message: 'internal error' } });
   });
 
   it('records verdicts on decisions', async () => {

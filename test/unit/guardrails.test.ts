@@ -22,7 +22,7 @@ const configArb: fc.Arbitrary<GuardrailConfig> = fc.record({
   minActivePerSet: fc.integer({ min: 0, max: 4 }),
   cooldownMs: fc.integer({ min: 0, max: 3_600_000 }),
   maxDrainsPerHour: fc.integer({ min: 0, max: 6 }),
-  maintenanceWindows: fc.constant([]),
+  maintenanceWindows: fc.constant<GuardrailConfig['maintenanceWindows']>([]),
 });
 
 const rarely = () => fc.constantFrom(false, false, false, true);
@@ -158,7 +158,7 @@ describe('guardrail invariants on the running engine (random risk streams, sever
       minActivePerSet: fc.integer({ min: 0, max: 4 }),
       cooldownMs: fc.integer({ min: 0, max: 20 }).map((n) => n * STEP),
       maxDrainsPerHour: fc.integer({ min: 0, max: 30 }),
-      maintenanceWindows: fc.constant([]),
+      maintenanceWindows: fc.constant<GuardrailConfig['maintenanceWindows']>([]),
     }),
     k: fc.integer({ min: 1, max: 3 }),
     pinnedMask: fc.array(fc.boolean(), { minLength: 15, maxLength: 15 }),
