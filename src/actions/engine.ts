@@ -270,6 +270,7 @@ export class ActionEngine {
   /** Loads the store, resumes in-flight lifecycles and reconciles with the dispatcher. */
   init(): Promise<void> {
     return this.exclusive(async () => {
+      if (this.initialized) return;
       await this.store.init();
       const now = this.clock.now();
       const stored = new Map((await this.store.listNodes()).map((r) => [r.nodeId, r]));
@@ -434,19 +435,18 @@ export class ActionEngine {
         nodeId = recent.find((r) => r.decisionId === decisionId)?.nodeId;
       }
       if (nodeId === undefined) throw new ForesightError('FORESIGHT_ERR_NOT_FOUND', `decision ${decisionId} not found`);
-      const rt = this.runtimes.get(nodeId);
       const reason = v.confirmed ? 'operator confirmed the decision' : 'operator rejected the decision';
-      const record = {
+      // The node may have left the configuration since; the label is still worth keeping.
+      return this.appendAudit({
         ts: this.clock.now(),
         nodeId,
-        kind: 'Verdict' as const,
+        kind: 'Verdict',
         actor: v.actor,
         reason,
         decisionId,
         dryRun: this.dryRun,
         details: { confirmed: v.confirmed, note: v.note },
-      };
-      return rt ? this.audit(rt, 'Verdict', v.actor, reason, decisionId, record.details) : this.appendAudit(record);
+      });
     });
   }
 

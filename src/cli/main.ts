@@ -38,7 +38,11 @@ program
   .option('-c, --config <file>', 'config file (JSON); defaults are the embedded ones')
   .option('--headless', 'no HTTP server: run simulated time and print a summary')
   .option('--speed <x|max>', 'virtual seconds per wall second, or "max" to run as fast as the CPU allows', speedArg)
-  .option('--duration <d>', 'how much simulated time to run, e.g. 90m, 6h, 1d (default: until stopped; 6h headless)', durationArg)
+  .option(
+    '--duration <d>',
+    'how much simulated time to run, e.g. 90m, 6h, 1d (default: until stopped; 6h headless)',
+    durationArg,
+  )
   .option('--seed <n>', 'simulator seed', intArg)
   .option('--nodes <n>', 'number of simulated Asterisk nodes', intArg)
   .option('--port <n>', 'dashboard port', intArg)

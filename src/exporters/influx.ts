@@ -67,27 +67,27 @@ export class InfluxExporter {
   private closed = false;
   private readonly counters = { written: 0, dropped: 0, rejected: 0, failedWrites: 0, invalid: 0 };
 
-  constructor(private readonly opts: InfluxExporterOptions) {
+  constructor(opts: InfluxExporterOptions) {
     this.log = (opts.logger ?? silentLogger()).child({ component: 'influx-exporter' });
     const maxLines = Math.max(2, Math.floor(opts.maxBufferLines));
     this.queue = new LineQueue(maxLines);
     this.batchSize = Math.max(1, Math.min(Math.floor(opts.batchSize ?? 5000), Math.floor(maxLines / 2)));
     this.minRetryDelayMs = Math.max(1, opts.minRetryDelayMs ?? 1000);
     this.maxRetryDelayMs = Math.max(this.minRetryDelayMs, opts.maxRetryDelayMs ?? 30_000);
-    this.writeApi = new InfluxDB({ url: opts.url, token: opts.token, timeout: opts.requestTimeoutMs ?? 10_000 }).getWriteApi(
-      opts.org,
-      opts.bucket,
-      INFLUX_PRECISION,
-      {
-        // This class does batching, timing and retries; the client only encodes and sends what flush() hands it.
-        batchSize: Number.MAX_SAFE_INTEGER,
-        maxBatchBytes: Number.POSITIVE_INFINITY,
-        flushInterval: 0,
-        maxRetries: 0,
-        // Returning the rejection makes flush() fail with it, without the client logging to the console.
-        writeFailed: (error) => Promise.reject(error),
-      },
-    );
+    this.writeApi = new InfluxDB({
+      url: opts.url,
+      token: opts.token,
+      timeout: opts.requestTimeoutMs ?? 10_000,
+    }).getWriteApi(opts.org, opts.bucket, INFLUX_PRECISION, {
+      // This class does batching, timing and retries; the client only encodes and sends what flush() hands it.
+        // One more than our batch, so writeRecords() never sends on its own (the client preallocates this many slots).
+        batchSize: this.batchSize + 1,
+      maxBatchBytes: Number.POSITIVE_INFINITY,
+      flushInterval: 0,
+      maxRetries: 0,
+      // Returning the rejection makes flush() fail with it, without the client logging to the console.
+      writeFailed: (error) => Promise.reject(error),
+    });
     this.timer = setInterval(() => this.kick(true), Math.max(10, opts.flushIntervalMs));
     this.timer.unref();
   }
@@ -151,9 +151,10 @@ export class InfluxExporter {
     }
     // The batch in flight holds part of the budget, so queue + in flight never exceeds maxBufferLines.
     if (this.queue.size + this.inFlight >= this.queue.capacity) {
-      if (this.queue.size > 0) this.queue.shift(1);
       this.counters.dropped++;
+      // Only when the whole budget is in flight is the new line the one to go; otherwise the oldest queued one.
       if (this.queue.size === 0) return;
+      this.queue.shift(1);
     }
     this.queue.push(line);
     if (this.queue.size >= this.batchSize) this.kick(false);
@@ -195,17 +196,18 @@ export class InfluxExporter {
     try {
       this.writeApi.writeRecords(batch);
       await this.writeApi.flush();
+      // A batch that outlived close() was counted as dropped there; it made it after all.
+      if (this.closed) this.counters.dropped -= batch.length;
       this.counters.written += batch.length;
-      if (this.consecutiveFailures > 0) this.log.info({ afterFailures: this.consecutiveFailures }, 'InfluxDB writes resumed');
+      if (this.consecutiveFailures > 0)
+        this.log.info({ afterFailures: this.consecutiveFailures }, 'InfluxDB writes resumed');
       this.consecutiveFailures = 0;
       this.retryAt = 0;
       return true;
     } catch (err) {
       this.counters.failedWrites++;
-      if (this.closed) {
-        this.counters.dropped += batch.length;
-        return false;
-      }
+      // Counted as dropped by close() already.
+      if (this.closed) return false;
       if (!isRetriable(err)) {
         this.counters.dropped += batch.length;
         this.counters.rejected += batch.length;
@@ -217,7 +219,8 @@ export class InfluxExporter {
       this.inFlight = 0;
       this.counters.dropped += this.queue.unshift(batch);
       const delay = this.backoff();
-      if (this.consecutiveFailures === 1) this.log.warn({ err: errorMessage(err), retryInMs: delay }, 'InfluxDB write failed');
+      if (this.consecutiveFailures === 1)
+        this.log.warn({ err: errorMessage(err), retryInMs: delay }, 'InfluxDB write failed');
       this.retryAt = Date.now() + delay;
       if (!this.closing) {
         if (this.retryTimer) clearTimeout(this.retryTimer);

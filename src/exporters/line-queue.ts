@@ -8,7 +8,8 @@ export class LineQueue {
   private _size = 0;
 
   constructor(readonly capacity: number) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`capacity must be a positive integer: ${capacity}`);
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new RangeError(`capacity must be a positive integer: ${capacity}`);
     this.slots = new Array<string | undefined>(capacity);
   }
 

@@ -1,6 +1,8 @@
+import type { Hash } from 'node:crypto';
 import { ForesightError } from '../errors.js';
 import { FeatureExtractor, type FeatureExtractorOptions } from '../features/extractor.js';
 import { FEATURE_NAMES } from '../features/names.js';
+import type { SimulatedCluster } from '../ingest/simulator/cluster.js';
 import { type Logger, silentLogger } from '../log.js';
 import type { AuditRecord, FeatureVector, IncidentLabel, TelemetrySample } from '../messages.js';
 import { MANIFEST_FORMAT, type ModelManifest } from './artefact.js';
@@ -146,34 +148,36 @@ export class RowBuffer {
 }
 
 export interface WindowCollectorOptions {
-  /** Windows overlapping these spans are not healthy. */
-  exclude?: readonly NodeSpan[];
-  /** Windows overlapping these spans are also kept apart as false-drain examples (they stay healthy). */
-  falseDrains?: readonly NodeSpan[];
   extractor?: FeatureExtractorOptions;
   /** Keep every vector too (for evaluation). Default false. */
   keepVectors?: boolean;
 }
 
+export interface WindowSplit {
+  /** Observed, up, outside every excluded span. */
+  healthy: Float64Array;
+  /** Healthy rows that also fall in a false-drain span. */
+  falseDrain: Float64Array;
+  excluded: number;
+}
+
 /**
- * Runs telemetry through the same FeatureExtractor the pipeline uses and sorts the windows: healthy (observed, node
- * up, outside every excluded span), excluded, and false-drain examples.
+ * Runs telemetry through the same FeatureExtractor the pipeline uses and keeps every observed window of a node that
+ * was up, with its node and time, so that labels known only at the end (the simulator's) can still be applied.
  */
 export class WindowCollector {
-  readonly healthy = new RowBuffer();
-  readonly falseDrain = new RowBuffer();
+  readonly rows = new RowBuffer();
   readonly vectors: FeatureVector[] = [];
-  excluded = 0;
   unobserved = 0;
+  down = 0;
+  private readonly nodeOf: string[] = [];
+  private readonly startOf: number[] = [];
+  private readonly endOf: number[] = [];
   private readonly extractor: FeatureExtractor;
-  private readonly exclude: Map<string, NodeSpan[]>;
-  private readonly falseDrains: Map<string, NodeSpan[]>;
   private readonly keep: boolean;
 
   constructor(options: WindowCollectorOptions = {}) {
     this.extractor = new FeatureExtractor(options.extractor);
-    this.exclude = bySpanNode(options.exclude ?? []);
-    this.falseDrains = bySpanNode(options.falseDrains ?? []);
     this.keep = options.keepVectors ?? false;
   }
 
@@ -191,6 +195,27 @@ export class WindowCollector {
     return Object.values(r).reduce((a, b) => a + b, 0);
   }
 
+  split(exclude: readonly NodeSpan[] = [], falseDrains: readonly NodeSpan[] = []): WindowSplit {
+    const ex = bySpanNode(exclude);
+    const fd = bySpanNode(falseDrains);
+    const cols = this.rows.cols;
+    const all = this.rows.toArray();
+    const healthy: number[] = [];
+    const falseDrain: number[] = [];
+    for (let r = 0; r < this.nodeOf.length; r++) {
+      const node = this.nodeOf[r]!;
+      if (overlaps(ex.get(node), this.startOf[r]!, this.endOf[r]!)) continue;
+      healthy.push(r);
+      if (overlaps(fd.get(node), this.startOf[r]!, this.endOf[r]!)) falseDrain.push(r);
+    }
+    const pick = (idx: number[]) => {
+      const out = new Float64Array(idx.length * cols);
+      idx.forEach((r, i) => out.set(all.subarray(r * cols, (r + 1) * cols), i * cols));
+      return out;
+    };
+    return { healthy: pick(healthy), falseDrain: pick(falseDrain), excluded: this.nodeOf.length - healthy.length + this.down };
+  }
+
   private take(vectors: FeatureVector[]): void {
     for (const v of vectors) {
       if (this.keep) this.vectors.push(v);
@@ -198,14 +223,39 @@ export class WindowCollector {
         this.unobserved++;
         continue;
       }
-      if (!isUp(v) || overlaps(this.exclude.get(v.nodeId), v.windowStart, v.windowEnd)) {
-        this.excluded++;
+      if (!isUp(v)) {
+        this.down++;
         continue;
       }
-      this.healthy.push(v);
-      if (overlaps(this.falseDrains.get(v.nodeId), v.windowStart, v.windowEnd)) this.falseDrain.push(v);
+      this.rows.push(v);
+      this.nodeOf.push(v.nodeId);
+      this.startOf.push(v.windowStart);
+      this.endOf.push(v.windowEnd);
     }
   }
+}
+
+/** Feeds `sim` for `durationMs` into `collector`, hashing every sample into `hash` (the training-data digest). */
+export function collectFromSimulator(
+  sim: SimulatedCluster,
+  durationMs: number,
+  collector: WindowCollector,
+  hash?: Hash,
+): IncidentLabel[] {
+  const end = sim.now() + durationMs;
+  const batch: TelemetrySample[] = [];
+  while (sim.now() < end) {
+    batch.length = 0;
+    sim.step(Math.min(end, sim.now() + 600_000), batch);
+    if (hash) {
+      let text = '';
+      for (const s of batch) text += `${s.ts},${s.nodeId},${s.metric},${s.value}\n`;
+      hash.update(text);
+    }
+    collector.add(batch);
+  }
+  collector.finish(end);
+  return sim.labels();
 }
 
 export interface TrainModelInput {

@@ -1,12 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { SimulatedDispatcher } from '../actions/dispatcher/simulated.js';
 import { DryRunDispatcher, DryRunRestarter } from '../actions/dry-run.js';
 import { ActionEngine } from '../actions/engine.js';
-import { SimulatedDispatcher } from '../actions/dispatcher/simulated.js';
 import type { Dispatcher, Restarter } from '../actions/ports.js';
 import { SimulatedRestarter } from '../actions/restarter/simulated.js';
 import { SqliteStore } from '../actions/store/sqlite.js';
 import { ClusterView } from '../api/cluster-view.js';
+import type { ApiActions } from '../api/deps.js';
 import { MemoryBus } from '../bus/memory.js';
 import type { ForesightConfig } from '../config/schema.js';
 import { FeatureExtractor } from '../features/extractor.js';
@@ -15,6 +16,7 @@ import type { IncidentPlan, SimulatedClusterInput } from '../ingest/simulator/op
 import type { Logger } from '../log.js';
 import type { AuditRecord, TelemetrySample } from '../messages.js';
 import { createScorer } from '../models/factory.js';
+import { apiActionsFor } from './api-actions.js';
 import { ActionStage, auditPublisher, FeatureStage, ScoreStage } from './stages.js';
 
 export interface EmbeddedRuntimeOptions {
@@ -107,9 +109,9 @@ export class EmbeddedRuntime {
       logger,
       dryRun: config.actions.dryRun,
       guardrails: {
-        maxOutOfService: g.maxOutOfService,
-        maxOutOfServicePct: g.maxOutOfServicePct,
-        minActive: g.minActive,
+        maxOutOfServicePerSet: g.maxOutOfService,
+        maxOutOfServicePercent: g.maxOutOfServicePct,
+        minActivePerSet: g.minActive,
         cooldownMs: g.cooldownMs,
         maxDrainsPerHour: g.maxDrainsPerHour,
         maintenanceWindows: g.maintenanceWindows,
@@ -198,6 +200,11 @@ export class EmbeddedRuntime {
       await this.engine.idle();
       this.view.setNodeRecords(this.engine.nodeRecords());
     }
+  }
+
+  /** The engine as the API's manual-override port. */
+  engineActions(): ApiActions {
+    return apiActionsFor(this.engine, this.store);
   }
 
   async close(): Promise<void> {

@@ -38,7 +38,12 @@ export interface StageCounters {
   deadLettered: number;
 }
 
-async function deadLetter(bus: Bus, topic: 'telemetry' | 'features' | 'scores', rejected: RejectedSample[], now: number) {
+async function deadLetter(
+  bus: Bus,
+  topic: 'telemetry' | 'features' | 'scores',
+  rejected: RejectedSample[],
+  now: number,
+) {
   if (rejected.length === 0) return;
   await bus.publish(
     'deadletter',
@@ -72,9 +77,7 @@ export class FeatureStage {
   private subscription: Subscription | null = null;
   private pendingRejects: RejectedSample[] = [];
 
-  constructor(
-    private readonly options: StageOptions & { extractor: WindowExtractor },
-  ) {}
+  constructor(private readonly options: StageOptions & { extractor: WindowExtractor }) {}
 
   /** The extractor reports rejected samples here (wired by the factory that builds it). */
   reject(sample: unknown, reason: string): void {

@@ -318,6 +318,33 @@ describe('ActionEngine durability and reconciliation', () => {
     expect(h1.restarter.restarts).toEqual([]);
     expect(h2.kinds('ast1')[0]).toBe('Resumed');
     expect(h2.kinds('ast1').at(-1)).toBe('NodeReturned');
+    // A verdict on a decision taken by the previous process is found in the store.
+    const decisionId = h1.audits.find((a) => a.kind === 'DrainStarting')?.decisionId ?? '';
+    const v = await h2.engine.verdict(decisionId, { actor: 'carol', confirmed: false, note: 'false alarm' });
+    expect(v).toMatchObject({ nodeId: 'ast1', kind: 'Verdict', details: { confirmed: false } });
+  });
+
+  it('resumes a node that was restarting without restarting it again', async () => {
+    const nodes = makeNodes([4]);
+    const kamailio = new RecordingDispatcher(nodes);
+    const clock = new VirtualClock(T0);
+    const h1 = await harness({ nodes, recording: kamailio, clock, store: fileStore() });
+    await h1.engine.init();
+    for (let i = 0; i < 4; i++) {
+      const t = T0 + i * STEP;
+      await h1.step(t, healthyExcept(nodes, t, [score('ast1', t, 0.95, { activeCalls: 0, up: true })]));
+    }
+    expect(h1.engine.explain('ast1').state).toBe('restarting');
+    expect(h1.restarter.restarts).toEqual(['ast1']);
+    const h2 = await harness({ nodes, recording: kamailio, clock, store: fileStore() });
+    await h2.engine.init();
+    for (let i = 4; i < 9; i++) {
+      const t = T0 + i * STEP;
+      await h2.step(t, healthyExcept(nodes, t, [score('ast1', t, 0.1, { up: i > 5 })]));
+    }
+    expect(h2.restarter.restarts).toEqual([]);
+    expect(h2.kinds('ast1')).toEqual(['Resumed', 'RestartSucceeded', 'RecoveryStarted', 'NodeReturned']);
+    expect(kamailio.stateOf(h2.uri('ast1'))).toBe('active');
   });
 
   it('re-applies drains after a wholesale reset (reload) and audits StateReapplied', async () => {

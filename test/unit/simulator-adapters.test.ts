@@ -3,6 +3,7 @@ import { SimulatedDispatcher } from '../../src/actions/dispatcher/simulated.js';
 import type { Dispatcher, Restarter } from '../../src/actions/ports.js';
 import { SimulatedRestarter } from '../../src/actions/restarter/simulated.js';
 import { SimulatedCluster } from '../../src/ingest/simulator/index.js';
+import { describeDispatcherConformance } from '../helpers/dispatcher-conformance.js';
 
 const BUSY = Date.UTC(2024, 0, 1, 10, 0, 0);
 const QUIET = {
@@ -21,6 +22,12 @@ async function stateOf(d: Dispatcher, uri: string) {
   const dest = (await d.list()).find((x) => x.uri === uri);
   return dest ? `${dest.state}/${dest.flags}` : 'missing';
 }
+
+describeDispatcherConformance('simulated', async () => {
+  const { cluster, dispatcher } = setup();
+  cluster.step(BUSY + 60_000);
+  return { dispatcher, setId: 1, uri: 'sip:127.0.0.1:5073' };
+});
 
 describe('SimulatedDispatcher', () => {
   it('lists one active, probed destination per node, as Kamailio shows them', async () => {

@@ -50,6 +50,8 @@ export interface SqliteStoreOptions {
 export class SqliteStore implements Store {
   readonly name = 'sqlite';
   private db: Database.Database | null = null;
+  /** Prepared once per SQL text: preparing dominated the cost of small writes. */
+  private readonly statements = new Map<string, Database.Statement>();
   private readonly path: string;
 
   constructor(options: SqliteStoreOptions) {
@@ -76,10 +78,19 @@ export class SqliteStore implements Store {
     return this.db;
   }
 
-  private run<T>(what: string, fn: (db: Database.Database) => T): T {
-    const db = this.conn;
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.conn.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
+  private run<T>(what: string, fn: () => T): T {
+    void this.conn; // throws a store error before init() or after close()
     try {
-      return fn(db);
+      return fn();
     } catch (err) {
       if (err instanceof ForesightError) throw err;
       throw new ForesightError('FORESIGHT_ERR_STORE', `SQLite ${what} failed`, { cause: err });
@@ -87,50 +98,46 @@ export class SqliteStore implements Store {
   }
 
   async getNode(nodeId: string): Promise<NodeRecord | null> {
-    const row = this.run('getNode', (db) => db.prepare('SELECT * FROM nodes WHERE node_id = ?').get(nodeId)) as
+    const row = this.run('getNode', () => this.stmt('SELECT * FROM nodes WHERE node_id = ?').get(nodeId)) as
       | NodeRow
       | undefined;
     return row ? rowToNode(row) : null;
   }
 
   async listNodes(): Promise<NodeRecord[]> {
-    const rows = this.run('listNodes', (db) => db.prepare('SELECT * FROM nodes ORDER BY node_id').all()) as NodeRow[];
+    const rows = this.run('listNodes', () => this.stmt('SELECT * FROM nodes ORDER BY node_id').all()) as NodeRow[];
     return rows.map(rowToNode);
   }
 
   async putNode(r: NodeRecord): Promise<void> {
-    this.run('putNode', (db) =>
-      db
-        .prepare(
-          `INSERT INTO nodes (node_id, set_id, uri, state, since, pinned, manual_override, last_drain_at, decision_id, reason)
+    this.run('putNode', () =>
+      this.stmt(
+        `INSERT INTO nodes (node_id, set_id, uri, state, since, pinned, manual_override, last_drain_at, decision_id, reason)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (node_id) DO UPDATE SET set_id = excluded.set_id, uri = excluded.uri, state = excluded.state,
              since = excluded.since, pinned = excluded.pinned, manual_override = excluded.manual_override,
              last_drain_at = excluded.last_drain_at, decision_id = excluded.decision_id, reason = excluded.reason`,
-        )
-        .run(
-          r.nodeId,
-          r.setId,
-          r.uri,
-          r.state,
-          r.since,
-          r.pinned ? 1 : 0,
-          r.manualOverride,
-          r.lastDrainAt,
-          r.decisionId,
-          r.reason,
-        ),
+      ).run(
+        r.nodeId,
+        r.setId,
+        r.uri,
+        r.state,
+        r.since,
+        r.pinned ? 1 : 0,
+        r.manualOverride,
+        r.lastDrainAt,
+        r.decisionId,
+        r.reason,
+      ),
     );
   }
 
   async appendAudit(r: Omit<AuditRecord, 'seq'>): Promise<AuditRecord> {
     const details = serializeDetails(r.details);
-    const info = this.run('appendAudit', (db) =>
-      db
-        .prepare(
-          'INSERT INTO audit (ts, node_id, kind, actor, reason, decision_id, dry_run, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-        )
-        .run(r.ts, r.nodeId, r.kind, r.actor, r.reason, r.decisionId, r.dryRun ? 1 : 0, details),
+    const info = this.run('appendAudit', () =>
+      this.stmt(
+        'INSERT INTO audit (ts, node_id, kind, actor, reason, decision_id, dry_run, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ).run(r.ts, r.nodeId, r.kind, r.actor, r.reason, r.decisionId, r.dryRun ? 1 : 0, details),
     );
     return { ...r, details: JSON.parse(details) as Record<string, unknown>, seq: Number(info.lastInsertRowid) };
   }
@@ -138,13 +145,14 @@ export class SqliteStore implements Store {
   async queryAudit(query: AuditQuery): Promise<AuditRecord[]> {
     const limit = auditLimit(query);
     const where = auditWhere(query, () => '?');
-    const rows = this.run('queryAudit', (db) =>
-      db.prepare(`SELECT * FROM audit ${where.sql} ORDER BY seq DESC LIMIT ?`).all(...where.values, limit),
+    const rows = this.run('queryAudit', () =>
+      this.stmt(`SELECT * FROM audit ${where.sql} ORDER BY seq DESC LIMIT ?`).all(...where.values, limit),
     ) as AuditRow[];
     return rows.map(rowToAudit);
   }
 
   async close(): Promise<void> {
+    this.statements.clear();
     this.db?.close();
     this.db = null;
   }

@@ -1,0 +1,98 @@
+import type { AuditRecord, FailureMode, IncidentLabel } from '../messages.js';
+
+export interface IncidentSummary {
+  node: string;
+  mode: FailureMode;
+  /** False for failures with no precursor (sudden crash): no model can predict them. */
+  predictable: boolean;
+  onsetAt: string;
+  /** When the failure was due (ISO 8601). A drain and restart before it prevents the crash. */
+  crashAt: string;
+  /** When the node stopped taking new calls (DrainSucceeded), or null. */
+  drainedAt: string | null;
+  /** Seconds between drainedAt and crashAt, or null when not drained before it. */
+  leadSeconds: number | null;
+  /** `crashed`, `prevented` (restarted before crashAt) or `active` (still running at the end of the run). */
+  outcome: string;
+  callsDropped: number;
+}
+
+export interface RunSummary {
+  seed: number;
+  simulatedHours: number;
+  nodes: number;
+  scorer: string;
+  incidents: IncidentSummary[];
+  /** Automatic drains of nodes with no incident coming. */
+  falseDrains: number;
+  falseDrainDetails: { node: string; at: string; reason: string }[];
+  callsCompleted: number;
+  callsDropped: number;
+  callsFailed: number;
+  /** Calls dropped on incidents that had a precursor: the figure Foresight exists to keep at zero. */
+  callsDroppedOnPredictable: number;
+  drains: number;
+}
+
+export interface IncidentOutcomeInput {
+  label: IncidentLabel;
+  outcome: string;
+  droppedAtCrash: number;
+}
+
+/** A drain this long before an incident's onset still counts as caused by it (the precursor starts softly). */
+const ONSET_SLACK_MS = 5 * 60_000;
+
+/**
+ * Joins the simulator's ground truth with the audit trail. A drain belongs to an incident when it happened on that
+ * node between (onset − slack) and the crash; any other automatic drain is a false drain.
+ */
+export function summarizeRun(input: {
+  seed: number;
+  simulatedMs: number;
+  nodes: number;
+  scorer: string;
+  incidents: IncidentOutcomeInput[];
+  audit: AuditRecord[];
+  callsCompleted: number;
+  callsDropped: number;
+  callsFailed: number;
+}): RunSummary {
+  const drains = input.audit.filter((r) => r.kind === 'DrainSucceeded').sort((a, b) => a.ts - b.ts);
+  const explained = new Set<AuditRecord>();
+  const incidents = input.incidents.map(({ label, outcome, droppedAtCrash }) => {
+    const drain = drains.find(
+      (d) => d.nodeId === label.nodeId && d.ts >= label.onsetAt - ONSET_SLACK_MS && d.ts <= label.crashAt,
+    );
+    for (const d of drains) {
+      if (d.nodeId === label.nodeId && d.ts >= label.onsetAt - ONSET_SLACK_MS && d.ts <= label.crashAt)
+        explained.add(d);
+    }
+    return {
+      node: label.nodeId,
+      mode: label.mode,
+      predictable: label.predictable,
+      onsetAt: new Date(label.onsetAt).toISOString(),
+      crashAt: new Date(label.crashAt).toISOString(),
+      drainedAt: drain ? new Date(drain.ts).toISOString() : null,
+      leadSeconds: drain ? Math.round((label.crashAt - drain.ts) / 1000) : null,
+      outcome,
+      callsDropped: droppedAtCrash,
+    } satisfies IncidentSummary;
+  });
+  const falseDrains = drains.filter((d) => !explained.has(d) && d.actor === 'auto');
+  return {
+    seed: input.seed,
+    simulatedHours: input.simulatedMs / 3_600_000,
+    nodes: input.nodes,
+    scorer: input.scorer,
+    incidents,
+    falseDrains: falseDrains.length,
+    falseDrainDetails: falseDrains.map((d) => ({ node: d.nodeId, at: new Date(d.ts).toISOString(), reason: d.reason })),
+    callsCompleted: input.callsCompleted,
+    callsDropped: input.callsDropped,
+    callsFailed: input.callsFailed,
+    callsDroppedOnPredictable: incidents.filter((i) => i.predictable).reduce((sum, i) => sum + i.callsDropped, 0),
+    drains: drains.length,
+  };
+}
