@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { SimulatedCluster, type SimulatedClusterInput } from '../src/ingest/simulator/index.js';
 import { createLogger } from '../src/log.js';
 import type { IncidentLabel, NodeScore } from '../src/messages.js';
-import { saveModelArtefact } from '../src/models/artefact.js';
+import { type ModelManifest, saveModelArtefact } from '../src/models/artefact.js';
 import { evaluateScores } from '../src/models/autoencoder-eval.js';
 import { collectFromSimulator, spansFromLabels, trainModel, WindowCollector } from '../src/models/train.js';
 
@@ -39,7 +39,7 @@ export const DEFAULT_RECIPE: Recipe = {
   evalHours: 8,
   initSeed: 7,
   shuffleSeed: 11,
-  epochs: 25,
+  epochs: 20,
 };
 
 const TRAIN_SIM: SimulatedClusterInput = { randomIncidents: { perNodeDay: 1, magnitude: [0.6, 1.6] } };
@@ -122,7 +122,7 @@ export async function trainDefault(recipe: Recipe, outDir: string | null, log: (
     trainSeconds: Math.round(trainS),
   };
   const manifest = { ...trained.manifest, evaluation };
-  let saved = manifest;
+  let saved: ModelManifest = manifest;
   if (outDir) saved = await saveModelArtefact(trained.tf, outDir, trained.model, manifest);
   return { manifest: saved, trainS, trained };
 }

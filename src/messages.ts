@@ -174,6 +174,8 @@ export const AUDIT_KINDS = [
   'StateReapplied',
   'Verdict',
   'Resumed',
+  'OverrideCleared',
+  'RecoveryFailed',
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 

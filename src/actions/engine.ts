@@ -661,7 +661,7 @@ export class ActionEngine {
     const decision = this.decision(rt, 'drain', d.actor, d.reason, now);
     // Write-ahead: the store says "draining, unconfirmed" before the dispatcher is touched, so a crash in between
     // is resumed (and the drain completed) rather than forgotten.
-    rt.record = {
+    const next: NodeRecord = {
       ...rt.record,
       state: 'draining',
       since: now,
@@ -669,6 +669,9 @@ export class ActionEngine {
       decisionId: decision.id,
       reason: d.reason,
     };
+    // Stored before memory changes: if the store refuses, nothing else happens and the caller sees the error.
+    await this.store.putNode(next);
+    rt.record = next;
     rt.plan = d.plan;
     rt.decisionActor = d.actor;
     rt.pendingApply = true;
@@ -677,7 +680,6 @@ export class ActionEngine {
     rt.stalled = null;
     rt.lastRefusal = null;
     rt.recoverStreak = 0;
-    await this.store.putNode(rt.record);
     this.recentDrains.push(now);
     await this.audit(rt, 'DrainStarting', d.actor, d.reason, decision.id, {
       plan: d.plan,

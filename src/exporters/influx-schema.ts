@@ -34,13 +34,17 @@ export const INFLUX_PRECISION = 'ms';
 
 const msSettings: PointSettings = { convertTime: (t) => (typeof t === 'number' ? String(Math.floor(t)) : undefined) };
 
-function validTime(ts: number): boolean {
-  return Number.isFinite(ts) && ts >= 0;
+/** Largest epoch ms a JavaScript Date can hold; beyond it String(ts) turns exponential and breaks the line. */
+const MAX_TIME_MS = 8.64e15;
+
+/** A point needs a node to be attributed to and a time that prints as plain digits. */
+function writable(nodeId: unknown, ts: number): boolean {
+  return typeof nodeId === 'string' && nodeId !== '' && Number.isFinite(ts) && ts >= 0 && ts <= MAX_TIME_MS;
 }
 
 /** Line protocol for a feature vector, or null when nothing in it can be written (no finite feature, bad time). */
 export function featureLine(v: FeatureVector): string | null {
-  if (!validTime(v.windowEnd)) return null;
+  if (!writable(v.nodeId, v.windowEnd)) return null;
   const s = INFLUX_SCHEMA.features;
   // Points are stamped at window end, like the score computed from the same window.
   const p = new Point(s.measurement).tag('node', v.nodeId).tag('set', String(v.setId)).timestamp(v.windowEnd);
@@ -51,7 +55,7 @@ export function featureLine(v: FeatureVector): string | null {
 }
 
 export function scoreLine(s: NodeScore): string | null {
-  if (!validTime(s.ts) || !Number.isFinite(s.risk)) return null;
+  if (!writable(s.nodeId, s.ts) || !Number.isFinite(s.risk)) return null;
   const m = INFLUX_SCHEMA.scores;
   const p = new Point(m.measurement)
     .tag('node', s.nodeId)
@@ -68,7 +72,7 @@ export function scoreLine(s: NodeScore): string | null {
 }
 
 export function auditLine(a: AuditRecord): string | null {
-  if (!validTime(a.ts) || !Number.isSafeInteger(a.seq)) return null;
+  if (!writable(a.nodeId, a.ts) || !Number.isSafeInteger(a.seq)) return null;
   const m = INFLUX_SCHEMA.actions;
   const p = new Point(m.measurement)
     .tag('node', a.nodeId)

@@ -80,8 +80,8 @@ export class InfluxExporter {
       timeout: opts.requestTimeoutMs ?? 10_000,
     }).getWriteApi(opts.org, opts.bucket, INFLUX_PRECISION, {
       // This class does batching, timing and retries; the client only encodes and sends what flush() hands it.
-        // One more than our batch, so writeRecords() never sends on its own (the client preallocates this many slots).
-        batchSize: this.batchSize + 1,
+      // One more than our batch, so writeRecords() never sends on its own (the client preallocates this many slots).
+      batchSize: this.batchSize + 1,
       maxBatchBytes: Number.POSITIVE_INFINITY,
       flushInterval: 0,
       maxRetries: 0,

@@ -235,6 +235,33 @@ export class WindowCollector {
   }
 }
 
+/** Interned keys per digest, so a digest never depends on what else the process hashed. */
+const keyIdsOf = new WeakMap<Hash, Map<string, number>>();
+
+/**
+ * Adds samples to a digest cheaply: time, value and an interned node/metric/source id as float64 triples, plus each
+ * new key's text the first time it appears (so the digest still depends on the names).
+ */
+export function hashSamples(hash: Hash, samples: readonly TelemetrySample[]): void {
+  let keyIds = keyIdsOf.get(hash);
+  if (!keyIds) keyIdsOf.set(hash, (keyIds = new Map()));
+  const buf = new Float64Array(samples.length * 3);
+  for (let i = 0; i < samples.length; i++) {
+    const s = samples[i]!;
+    const key = `${s.nodeId}\u0000${s.metric}\u0000${s.source}`;
+    let id = keyIds.get(key);
+    if (id === undefined) {
+      id = keyIds.size;
+      keyIds.set(key, id);
+      hash.update(`${id}=${key}\n`);
+    }
+    buf[i * 3] = s.ts;
+    buf[i * 3 + 1] = s.value;
+    buf[i * 3 + 2] = id;
+  }
+  hash.update(new Uint8Array(buf.buffer));
+}
+
 /** Feeds `sim` for `durationMs` into `collector`, hashing every sample into `hash` (the training-data digest). */
 export function collectFromSimulator(
   sim: SimulatedCluster,
@@ -247,11 +274,7 @@ export function collectFromSimulator(
   while (sim.now() < end) {
     batch.length = 0;
     sim.step(Math.min(end, sim.now() + 600_000), batch);
-    if (hash) {
-      let text = '';
-      for (const s of batch) text += `${s.ts},${s.nodeId},${s.metric},${s.value}\n`;
-      hash.update(text);
-    }
+    if (hash) hashSamples(hash, batch);
     collector.add(batch);
   }
   collector.finish(end);
@@ -274,7 +297,7 @@ export interface TrainModelInput {
   seeds?: Record<string, number | number[]>;
   spec?: Partial<Omit<TrainSpec, 'shuffleSeed'>>;
   hidden?: number[];
-  /** Training rows beyond this are subsampled (seeded), to bound the training time. Default 60000. */
+  /** Training rows beyond this are subsampled (seeded), to bound the training time. Default 24000. */
   maxTrainRows?: number;
   calibrationOptions?: Omit<CalibrationOptions, 'falseDrainErrors'>;
   trend?: { limits?: Partial<TrendLimits>; horizonS?: number; maxTimeToFailureS?: number };
@@ -293,7 +316,7 @@ export interface TrainedModel {
   scorer: TfjsScorer;
 }
 
-export const DEFAULT_TRAIN_SPEC: Omit<TrainSpec, 'shuffleSeed'> = { epochs: 25, batchSize: 128, learningRate: 0.002 };
+export const DEFAULT_TRAIN_SPEC: Omit<TrainSpec, "shuffleSeed"> = { epochs: 20, batchSize: 256, learningRate: 0.003 };
 
 function subsample(rows: Float64Array, cols: number, max: number, seed: number): Float64Array {
   const n = rows.length / cols;
@@ -319,7 +342,7 @@ export async function trainModel(input: TrainModelInput): Promise<TrainedModel> 
   const { tf, backend } = await loadTf({ logger });
   const spec: TrainSpec = { ...DEFAULT_TRAIN_SPEC, ...input.spec, shuffleSeed: input.shuffleSeed };
   const hidden = input.hidden ?? DEFAULT_HIDDEN;
-  const trainRaw = subsample(input.train, cols, input.maxTrainRows ?? 60_000, input.shuffleSeed ^ 0x5eed);
+  const trainRaw = subsample(input.train, cols, input.maxTrainRows ?? 24_000, input.shuffleSeed ^ 0x5eed);
   const normalisation = fitNormalisation(trainRaw, cols);
   const x = normaliseRows(normalisation, trainRaw, cols);
   const architecture = { inputSize: cols, hidden, seed: input.initSeed, activation: 'tanh' as const };

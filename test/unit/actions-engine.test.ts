@@ -490,3 +490,20 @@ describe('ActionEngine dry-run', () => {
     expect(h.audits.some((a) => a.kind === 'StateReapplied' || a.kind === 'ManualOverrideDetected')).toBe(false);
   });
 });
+
+describe('ActionEngine store failures', () => {
+  it('does not touch the dispatcher when the write-ahead record cannot be stored', async () => {
+    const h = await harness();
+    await h.start();
+    const put = h.store.putNode.bind(h.store);
+    h.store.putNode = async () => {
+      throw new Error('disk full');
+    };
+    await expect(h.engine.drain('ast1', op)).rejects.toThrow(/disk full/);
+    expect(h.dispatcher.countOf('drain')).toBe(0);
+    expect(h.engine.explain('ast1').state).toBe('active');
+    h.store.putNode = put;
+    await h.engine.tick(T0 + STEP);
+    expect(h.dispatcher.countOf('drain')).toBe(0);
+  });
+});
