@@ -1,4 +1,4 @@
-import { Admin, Consumer, type Message, type MessagesStream, Producer } from '@platformatic/kafka';
+import { Admin, Consumer, type Message, type MessagesStream, type MessageToProduce, Producer } from '@platformatic/kafka';
 import { errorMessage, ForesightError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
@@ -28,6 +28,15 @@ import {
 
 type RawMessage = Message<Buffer, Buffer, Buffer, Buffer>;
 
+interface Outgoing {
+  messages: MessageToProduce<Buffer, Buffer, Buffer, Buffer>[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** Most records coalesced into one produce request. */
+const MAX_SEND = 20_000;
+
 /** Largest batch handed to a handler; the stream is paused while this many times four records wait. */
 const MAX_BATCH = 8192;
 const PAUSE_AT = MAX_BATCH * 4;
@@ -44,6 +53,8 @@ export class PlatformaticBus implements Bus {
   private readonly partitionCounts = new Map<string, number>();
   private readonly subscriptions = new Set<Subscription>();
   private closed = false;
+  private readonly outbox: Outgoing[] = [];
+  private flushing = false;
 
   constructor(options: KafkaBusOptions) {
     this.logger = (options.logger ?? silentLogger()).child({ component: 'kafka-bus', client: 'platformatic' });
@@ -95,7 +106,43 @@ export class PlatformaticBus implements Bus {
       partition: partitionForKey(r.key, partitions),
       timestamp: BigInt(r.timestamp ?? now),
     }));
-    await this.producer.send({ messages });
+    await this.send(messages);
+  }
+
+  /**
+   * The idempotent producer numbers each partition's batches; two sends in flight at once can reach the broker out of
+   * order (OUT_OF_ORDER_SEQUENCE_NUMBER). Sends therefore go one at a time, and publishes that arrive meanwhile are
+   * coalesced into the next send, which keeps batches large.
+   */
+  private send(messages: MessageToProduce<Buffer, Buffer, Buffer, Buffer>[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.outbox.push({ messages, resolve, reject });
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.outbox.length > 0) {
+        const group: Outgoing[] = [];
+        let count = 0;
+        while (this.outbox.length > 0 && count < MAX_SEND) {
+          const next = this.outbox.shift() as Outgoing;
+          group.push(next);
+          count += next.messages.length;
+        }
+        try {
+          await this.producer.send({ messages: group.length === 1 ? (group[0]?.messages ?? []) : group.flatMap((g) => g.messages) });
+          for (const g of group) g.resolve();
+        } catch (err) {
+          for (const g of group) g.reject(err);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
   }
 
   async subscribe<K extends TopicName>(

@@ -1,7 +1,7 @@
 import type { FeatureVector, NodeScore, ScoreContribution } from '../messages.js';
 import type { ModelArtefact, ModelManifest } from './artefact.js';
 import { normaliseRow } from './autoencoder-norm.js';
-import { riskFromError } from './calibration.js';
+import { errorPercentile, riskFromError } from './calibration.js';
 import { activeCallsOf, isUp, type Scorer, unobservedScore } from './scorer.js';
 import type { Tf } from './tf-backend.js';
 import { forecastExhaustion } from './trend.js';
@@ -17,6 +17,8 @@ export interface TfjsScorerOptions {
 const TREND_GAIN = 3;
 const TREND_CAP = 12;
 const TREND_BIAS = -4;
+/** Healthy-error percentile a fast trend needs from the autoencoder to count. */
+export const CORROBORATE_PERCENTILE = 0.995;
 
 function finite(x: unknown): number {
   return typeof x === 'number' && Number.isFinite(x) ? x : 0;
@@ -32,7 +34,10 @@ function clamp(x: number, lo: number, hi: number): number {
  * - Anomaly risk: the mean squared reconstruction error of the normalised window, mapped through the artefact's
  *   calibration (0.5 at the threshold chosen on held-out healthy data).
  * - Trend risk: each growing resource's forecast time to its limit (src/models/trend.ts), counted only when the slope
- *   stands out from the node's peers, 0.5 at `trend.horizonS`; its forecast is the predicted time to failure.
+ *   stands out from the node's peers, 0.5 at `trend.horizonS`; its forecast is the predicted time to failure. Fast
+ *   resources (queue, latencies) also swing in short stalls that clear by themselves, so their trend counts only
+ *   when the autoencoder corroborates it (error above `CORROBORATE_PERCENTILE` of held-out healthy windows); memory
+ *   grows smoothly and counts alone.
  * - risk = 1 - (1 - anomaly)(1 - trend): either kind of evidence alone can raise it.
  *
  * Explanation: reconstruction contributions are named after the feature, weight = the feature's share of the
@@ -127,12 +132,14 @@ export class TfjsScorer implements Scorer {
       }
     }
 
+    const corroborated = errorPercentile(err, this.manifest.calibration) >= CORROBORATE_PERCENTILE;
     const f = v.features ?? {};
     const peersOk = finite(f['peers.observed']) >= 2;
     let trendLogit = Number.NEGATIVE_INFINITY;
     let timeToFailureS: number | null = null;
     for (const fc of forecastExhaustion(f, this.manifest.trend.limits)) {
       if (fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
+      if (fc.kind !== 'memory' && !corroborated) continue;
       const gate = peersOk ? clamp((finite(f[`z.peer.${fc.peerSignal}`]) - 2) / 2, 0, 1) : 1;
       if (gate <= 0) continue;
       timeToFailureS = timeToFailureS === null ? fc.timeToLimitS : Math.min(timeToFailureS, fc.timeToLimitS);

@@ -165,9 +165,7 @@ describe('InfluxExporter against victoria-metrics (InfluxDB v2 write API)', () =
 
     const series = await waitForSeries(`{node="${node}"}`, (s) => s.length >= 10);
     const byName = (name: string, labels: Record<string, string> = {}) =>
-      series.filter(
-        (s) => s.metric.__name__ === name && Object.entries(labels).every(([k, v]) => s.metric[k] === v),
-      );
+      series.filter((s) => s.metric.__name__ === name && Object.entries(labels).every(([k, v]) => s.metric[k] === v));
 
     const risk = byName('foresight_scores_risk');
     expect(risk.map((s) => s.metric.set).sort()).toEqual(['1', '2']);

@@ -129,7 +129,7 @@ describe('deploy/grafana/foresight-influxdb.json', () => {
     // Guards the checker itself: a misspelt field must be reported.
     const { measurements, names } = identifiers('SELECT mean("rsik") FROM "foresight_scores" WHERE "node" =~ /^"x"$/');
     expect(measurements).toEqual(['foresight_scores']);
-    expect(names).toEqual(['rsik']);
+    expect(names).toEqual(['rsik', 'node']);
     expect(schemaByMeasurement.get('foresight_scores')!.has('rsik')).toBe(false);
   });
 });

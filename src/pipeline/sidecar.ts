@@ -1,0 +1,243 @@
+import { KamailioDispatcher } from '../actions/dispatcher/kamailio.js';
+import { DryRunDispatcher, DryRunRestarter } from '../actions/dry-run.js';
+import { ActionEngine } from '../actions/engine.js';
+import type { Dispatcher, Restarter, Store } from '../actions/ports.js';
+import { AmiRestarter } from '../actions/restarter/ami.js';
+import { CommandRestarter } from '../actions/restarter/command.js';
+import { WebhookRestarter } from '../actions/restarter/webhook.js';
+import { PostgresStore } from '../actions/store/postgres.js';
+import { SqliteStore } from '../actions/store/sqlite.js';
+import { buildApp } from '../api/app.js';
+import { ClusterView } from '../api/cluster-view.js';
+import { createBus } from '../bus/factory.js';
+import type { Bus } from '../bus/port.js';
+import { redactConfig, resolveSecret } from '../config/load.js';
+import type { ForesightConfig } from '../config/schema.js';
+import { errorMessage, ForesightError } from '../errors.js';
+import { FeatureExtractor } from '../features/extractor.js';
+import type { Logger } from '../log.js';
+import { createScorer } from '../models/factory.js';
+import { apiActionsFor } from './api-actions.js';
+import { createCollectors, type HealthCheck, startAll, type TelemetrySource } from './collectors.js';
+import { ActionStage, auditPublisher, FeatureStage, ScoreStage } from './stages.js';
+
+function createStore(config: Readonly<ForesightConfig>): Store {
+  if (config.store.kind === 'postgres') {
+    const url = new URL(config.store.url!);
+    if (config.store.password) url.password = resolveSecret(config.store.password);
+    return new PostgresStore({ connectionString: url.toString() });
+  }
+  return new SqliteStore({ path: config.store.path });
+}
+
+function createDispatcher(config: Readonly<ForesightConfig>, logger: Logger): Dispatcher {
+  const d = config.actions.dispatcher;
+  const real = new KamailioDispatcher({ url: d.rpcUrl, timeoutMs: d.timeoutMs, logger });
+  // Dry-run swaps the actuator; the decision logic is the same code path.
+  return config.actions.dryRun ? new DryRunDispatcher({ inner: real, logger }) : real;
+}
+
+function createRestarter(config: Readonly<ForesightConfig>, logger: Logger): Restarter {
+  if (config.actions.dryRun) return new DryRunRestarter({ logger });
+  const r = config.actions.restarter;
+  switch (r.kind) {
+    case 'ami': {
+      const byId = new Map(config.nodes.map((n) => [n.id, n.ami]));
+      return new AmiRestarter({
+        endpoint: (nodeId) => {
+          const ami = byId.get(nodeId);
+          return ami
+            ? { host: ami.host, port: ami.port, username: ami.username, secret: resolveSecret(ami.secret) }
+            : undefined;
+        },
+        mode: r.amiMode,
+        logger,
+      });
+    }
+    case 'command':
+      return new CommandRestarter({ command: r.command! });
+    case 'webhook':
+      return new WebhookRestarter({ url: r.url! });
+    case 'simulated':
+      throw new ForesightError('FORESIGHT_ERR_CONFIG', 'the simulated restarter exists only in embedded mode');
+  }
+}
+
+/**
+ * Foresight as a sidecar next to Kamailio: real collectors → bus → features → scorer → action engine → Kamailio,
+ * with the API and dashboard. Time is wall time; a one-second tick closes windows and moves lifecycles even when
+ * no telemetry arrives (a silent cluster must show as unobserved, not as healthy).
+ */
+export class SidecarRuntime {
+  private timer: NodeJS.Timeout | null = null;
+  private closing = false;
+
+  private constructor(
+    readonly bus: Bus,
+    readonly store: Store,
+    readonly engine: ActionEngine,
+    readonly view: ClusterView,
+    readonly sources: TelemetrySource[],
+    readonly stages: { feature: FeatureStage; score: ScoreStage; action: ActionStage },
+    readonly app: ReturnType<typeof buildApp>,
+    private readonly logger: Logger,
+  ) {}
+
+  static async create(config: Readonly<ForesightConfig>, logger: Logger): Promise<SidecarRuntime> {
+    const nodes = config.nodes.map((n) => ({ nodeId: n.id, setId: n.setId, uri: n.uri }));
+    const bus = await createBus(config, logger);
+    await bus.ensureTopics();
+    const store = createStore(config);
+    await store.init();
+    const dispatcher = createDispatcher(config, logger.child({ component: 'dispatcher' }));
+    const restarter = createRestarter(config, logger.child({ component: 'restarter' }));
+    const g = config.actions.guardrails;
+    const view = new ClusterView({ threshold: g.riskThreshold, historyLimit: 8640 });
+    const publishAudit = auditPublisher(bus, logger);
+    const engine = new ActionEngine({
+      dispatcher,
+      restarter,
+      store,
+      nodes,
+      logger: logger.child({ component: 'actions' }),
+      dryRun: config.actions.dryRun,
+      guardrails: {
+        maxOutOfServicePerSet: g.maxOutOfService,
+        maxOutOfServicePercent: g.maxOutOfServicePct,
+        minActivePerSet: g.minActive,
+        cooldownMs: g.cooldownMs,
+        maxDrainsPerHour: g.maxDrainsPerHour,
+        maintenanceWindows: g.maintenanceWindows,
+      },
+      lifecycle: {
+        riskThreshold: g.riskThreshold,
+        consecutiveWindows: g.hysteresisWindows,
+        recoverThreshold: g.recoverThreshold,
+      },
+      timeouts: {
+        drainMs: config.actions.timeouts.drainTimeoutMs,
+        restartMs: config.actions.timeouts.restartTimeoutMs,
+        recoverMs: config.actions.timeouts.recoveryTimeoutMs,
+        dispatcherCallMs: config.actions.dispatcher.timeoutMs,
+      },
+      onAudit: (record) => {
+        view.applyAudit(record);
+        publishAudit(record);
+      },
+    });
+    await engine.init();
+    view.setNodeRecords(engine.nodeRecords());
+
+    const scorer = await createScorer(config, logger);
+    let featureStage: FeatureStage | null = null;
+    const extractor = new FeatureExtractor({
+      nodes: nodes.map((n) => ({ nodeId: n.nodeId, setId: n.setId })),
+      windowMs: config.features.windowMs,
+      allowedLatenessMs: config.features.allowedLatenessMs,
+      onRejected: (sample, reason) => featureStage?.reject(sample, reason),
+      logger,
+    });
+    const groupId = config.bus.kafka.groupId;
+    featureStage = new FeatureStage({ bus, groupId, logger, extractor });
+    const scoreStage = new ScoreStage({ bus, groupId, logger, scorer });
+    const actionStage = new ActionStage({
+      bus,
+      groupId,
+      logger,
+      engine,
+      observers: [(scores) => view.applyScores(scores)],
+    });
+    await bus.subscribe('features', async (batch) => view.applyFeatures(batch.map((r) => r.value)), {
+      groupId: `${groupId}.view`,
+    });
+
+    const sink = (samples: Parameters<Parameters<typeof createCollectors>[1]>[0]) => {
+      if (samples.length === 0) return;
+      bus
+        .publish(
+          'telemetry',
+          samples.map((s) => ({ key: s.nodeId, value: s, timestamp: s.ts })),
+        )
+        .catch((err: unknown) => logger.error({ err: errorMessage(err) }, 'cannot publish telemetry'));
+    };
+    const sources = createCollectors(config, sink, logger);
+
+    const health = async (): Promise<HealthCheck[]> => {
+      const checks: HealthCheck[] = [];
+      try {
+        const lag = await bus.lag('telemetry', `${groupId}.features`);
+        checks.push({ name: 'bus', ok: true, detail: `telemetry lag ${lag}` });
+      } catch (err) {
+        checks.push({ name: 'bus', ok: false, detail: errorMessage(err) });
+      }
+      try {
+        const list = await dispatcher.list();
+        checks.push({ name: 'dispatcher', ok: true, detail: `${dispatcher.name}: ${list.length} destinations` });
+      } catch (err) {
+        checks.push({ name: 'dispatcher', ok: false, detail: errorMessage(err) });
+      }
+      for (const s of sources) checks.push(...s.health());
+      return checks;
+    };
+    const tokens = config.api.tokens.map((t) => ({ name: t.name, role: t.role, token: resolveSecret(t.token) }));
+    const app = buildApp(
+      {
+        cluster: view,
+        actions: apiActionsFor(engine, store),
+        audit: { query: (q) => store.queryAudit(q) },
+        model: { info: () => ({ name: scorer.name, version: '1', threshold: g.riskThreshold }) },
+        config: () => redactConfig(config) as Record<string, unknown>,
+        health,
+      },
+      { tokens, openLocalMode: config.api.openLocalMode, logger },
+    );
+
+    const runtime = new SidecarRuntime(
+      bus,
+      store,
+      engine,
+      view,
+      sources,
+      { feature: featureStage, score: scoreStage, action: actionStage },
+      app,
+      logger,
+    );
+    return runtime;
+  }
+
+  async start(host: string, port: number): Promise<void> {
+    await this.stages.feature.start();
+    await this.stages.score.start();
+    await this.stages.action.start();
+    await startAll(this.sources, this.logger);
+    this.timer = setInterval(() => {
+      void this.tick(); // errors are logged inside tick
+    }, 1000);
+    await this.app.listen({ host, port });
+  }
+
+  private async tick(): Promise<void> {
+    if (this.closing) return;
+    const now = Date.now();
+    try {
+      await this.stages.feature.tick(now);
+      await this.engine.tick(now);
+      this.view.setNodeRecords(this.engine.nodeRecords());
+    } catch (err) {
+      this.logger.error({ err: errorMessage(err) }, 'tick failed');
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.app.close();
+    for (const s of this.sources) await s.stop().catch(() => undefined);
+    await this.stages.feature.stop();
+    await this.stages.score.stop();
+    await this.stages.action.stop();
+    await this.engine.idle();
+    await this.bus.close();
+    await this.store.close();
+  }
+}
