@@ -75,7 +75,13 @@ async function waitUntil(condition: () => boolean, limitMs: number): Promise<voi
 
 async function benchClient(client: ClientName): Promise<Figure[]> {
   const prefix = `bench-${client}-${randomUUID().slice(0, 8)}`;
-  const options: KafkaBusOptions = { brokers: BROKERS, topicPrefix: prefix, partitions: 6, sessionTimeoutMs: 10_000 };
+  const options: KafkaBusOptions = {
+    brokers: BROKERS,
+    topicPrefix: prefix,
+    partitions: 6,
+    sessionTimeoutMs: 10_000,
+    compression: process.env.FORESIGHT_BENCH_KAFKA_COMPRESSION === 'none' ? 'none' : 'gzip',
+  };
   const figures: Figure[] = [];
   const bus = CLIENTS[client](options);
   try {

@@ -1,12 +1,34 @@
+import { hostname } from 'node:os';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
-import { SidecarRuntime } from '../pipeline/sidecar.js';
+import { type LeaderElection, SidecarRuntime } from '../pipeline/sidecar.js';
 
 export async function runSidecar(opts: { config: string }): Promise<void> {
   const config = loadConfig(opts.config);
   const logger = createLogger();
   const runtime = await SidecarRuntime.create(config, logger);
-  await runtime.start(config.api.host, config.api.port);
+  let election: LeaderElection | undefined;
+  if (config.bus.kind === 'kafka') {
+    // With Kafka, several replicas may run: leadership is held through a single-partition control topic.
+    const { KafkaLeaderElection } = await import('../bus/leader.js');
+    let listener: (leader: boolean) => void | Promise<void> = () => {};
+    const kafkaElection = new KafkaLeaderElection({
+      brokers: [...config.bus.kafka.brokers],
+      topicPrefix: config.bus.kafka.topicPrefix,
+      replicaId: `${hostname()}-${process.pid}`,
+      onChange: (leader) => listener(leader),
+      logger,
+    });
+    election = {
+      start: () => kafkaElection.start(),
+      stop: () => kafkaElection.stop(),
+      isLeader: () => kafkaElection.isLeader(),
+      onChange: (l) => {
+        listener = l;
+      },
+    };
+  }
+  await runtime.start(config.api.host, config.api.port, election);
   logger.info(
     {
       nodes: config.nodes.length,
@@ -20,5 +42,6 @@ export async function runSidecar(opts: { config: string }): Promise<void> {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  await election?.stop();
   await runtime.close();
 }

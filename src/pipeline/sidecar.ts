@@ -9,6 +9,7 @@ import { PostgresStore } from '../actions/store/postgres.js';
 import { SqliteStore } from '../actions/store/sqlite.js';
 import { buildApp } from '../api/app.js';
 import { ClusterView } from '../api/cluster-view.js';
+import type { ApiActions } from '../api/deps.js';
 import { createBus } from '../bus/factory.js';
 import type { Bus } from '../bus/port.js';
 import { redactConfig, resolveSecret } from '../config/load.js';
@@ -75,10 +76,10 @@ export class SidecarRuntime {
   private constructor(
     readonly bus: Bus,
     readonly store: Store,
-    readonly engine: ActionEngine,
     readonly view: ClusterView,
     readonly sources: TelemetrySource[],
-    readonly stages: { feature: FeatureStage; score: ScoreStage; action: ActionStage },
+    readonly stages: { feature: FeatureStage; score: ScoreStage },
+    readonly leadership: Leadership,
     readonly app: ReturnType<typeof buildApp>,
     private readonly logger: Logger,
   ) {}
@@ -94,39 +95,38 @@ export class SidecarRuntime {
     const g = config.actions.guardrails;
     const view = new ClusterView({ threshold: g.riskThreshold, historyLimit: 8640 });
     const publishAudit = auditPublisher(bus, logger);
-    const engine = new ActionEngine({
-      dispatcher,
-      restarter,
-      store,
-      nodes,
-      logger: logger.child({ component: 'actions' }),
-      dryRun: config.actions.dryRun,
-      guardrails: {
-        maxOutOfServicePerSet: g.maxOutOfService,
-        maxOutOfServicePercent: g.maxOutOfServicePct,
-        minActivePerSet: g.minActive,
-        cooldownMs: g.cooldownMs,
-        maxDrainsPerHour: g.maxDrainsPerHour,
-        maintenanceWindows: g.maintenanceWindows,
-      },
-      lifecycle: {
-        riskThreshold: g.riskThreshold,
-        consecutiveWindows: g.hysteresisWindows,
-        recoverThreshold: g.recoverThreshold,
-      },
-      timeouts: {
-        drainMs: config.actions.timeouts.drainTimeoutMs,
-        restartMs: config.actions.timeouts.restartTimeoutMs,
-        recoverMs: config.actions.timeouts.recoveryTimeoutMs,
-        dispatcherCallMs: config.actions.dispatcher.timeoutMs,
-      },
-      onAudit: (record) => {
-        view.applyAudit(record);
-        publishAudit(record);
-      },
-    });
-    await engine.init();
-    view.setNodeRecords(engine.nodeRecords());
+    const newEngine = () =>
+      new ActionEngine({
+        dispatcher,
+        restarter,
+        store,
+        nodes,
+        logger: logger.child({ component: 'actions' }),
+        dryRun: config.actions.dryRun,
+        guardrails: {
+          maxOutOfServicePerSet: g.maxOutOfService,
+          maxOutOfServicePercent: g.maxOutOfServicePct,
+          minActivePerSet: g.minActive,
+          cooldownMs: g.cooldownMs,
+          maxDrainsPerHour: g.maxDrainsPerHour,
+          maintenanceWindows: g.maintenanceWindows,
+        },
+        lifecycle: {
+          riskThreshold: g.riskThreshold,
+          consecutiveWindows: g.hysteresisWindows,
+          recoverThreshold: g.recoverThreshold,
+        },
+        timeouts: {
+          drainMs: config.actions.timeouts.drainTimeoutMs,
+          restartMs: config.actions.timeouts.restartTimeoutMs,
+          recoverMs: config.actions.timeouts.recoveryTimeoutMs,
+          dispatcherCallMs: config.actions.dispatcher.timeoutMs,
+        },
+        onAudit: (record) => {
+          view.applyAudit(record);
+          publishAudit(record);
+        },
+      });
 
     const scorer = await createScorer(config, logger);
     let featureStage: FeatureStage | null = null;
@@ -140,15 +140,13 @@ export class SidecarRuntime {
     const groupId = config.bus.kafka.groupId;
     featureStage = new FeatureStage({ bus, groupId, logger, extractor });
     const scoreStage = new ScoreStage({ bus, groupId, logger, scorer });
-    const actionStage = new ActionStage({
-      bus,
-      groupId,
-      logger,
-      engine,
-      observers: [(scores) => view.applyScores(scores)],
+    const leadership = new Leadership(newEngine, (engine) => new ActionStage({ bus, groupId, logger, engine }), logger);
+    // Every replica shows every node's scores on its dashboard; only the leader acts on them.
+    await bus.subscribe('scores', async (batch) => view.applyScores(batch.map((r) => r.value)), {
+      groupId: `${groupId}.view.${process.pid}`,
     });
     await bus.subscribe('features', async (batch) => view.applyFeatures(batch.map((r) => r.value)), {
-      groupId: `${groupId}.view`,
+      groupId: `${groupId}.view-features.${process.pid}`,
     });
 
     const sink = (samples: Parameters<Parameters<typeof createCollectors>[1]>[0]) => {
@@ -183,7 +181,7 @@ export class SidecarRuntime {
     const app = buildApp(
       {
         cluster: view,
-        actions: apiActionsFor(engine, store),
+        actions: leadership.apiActions(store),
         audit: { query: (q) => store.queryAudit(q) },
         model: { info: () => ({ name: scorer.name, version: '1', threshold: g.riskThreshold }) },
         config: () => redactConfig(config) as Record<string, unknown>,
@@ -195,20 +193,21 @@ export class SidecarRuntime {
     const runtime = new SidecarRuntime(
       bus,
       store,
-      engine,
       view,
       sources,
-      { feature: featureStage, score: scoreStage, action: actionStage },
+      { feature: featureStage, score: scoreStage },
+      leadership,
       app,
       logger,
     );
     return runtime;
   }
 
-  async start(host: string, port: number): Promise<void> {
+  async start(host: string, port: number, election?: LeaderElection): Promise<void> {
     await this.stages.feature.start();
     await this.stages.score.start();
-    await this.stages.action.start();
+    if (election) await this.leadership.follow(election);
+    else await this.leadership.gain();
     await startAll(this.sources, this.logger);
     this.timer = setInterval(() => {
       void this.tick(); // errors are logged inside tick
@@ -221,8 +220,11 @@ export class SidecarRuntime {
     const now = Date.now();
     try {
       await this.stages.feature.tick(now);
-      await this.engine.tick(now);
-      this.view.setNodeRecords(this.engine.nodeRecords());
+      const engine = this.leadership.engine;
+      if (engine) {
+        await engine.tick(now);
+        this.view.setNodeRecords(engine.nodeRecords());
+      }
     } catch (err) {
       this.logger.error({ err: errorMessage(err) }, 'tick failed');
     }
@@ -235,9 +237,83 @@ export class SidecarRuntime {
     for (const s of this.sources) await s.stop().catch(() => undefined);
     await this.stages.feature.stop();
     await this.stages.score.stop();
-    await this.stages.action.stop();
-    await this.engine.idle();
+    await this.leadership.lose();
     await this.bus.close();
     await this.store.close();
+  }
+}
+
+/** What the sidecar needs from a leader election (KafkaLeaderElection in production). */
+export interface LeaderElection {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  isLeader(): boolean;
+  onChange(listener: (leader: boolean) => void | Promise<void>): void;
+}
+
+/**
+ * Exactly one replica acts. Each leadership term gets a fresh engine that reloads desired state from the shared
+ * store (another leader may have acted meanwhile) and reconciles with the dispatcher; a standby answers manual
+ * actions with a conflict that names the reason.
+ */
+export class Leadership {
+  engine: ActionEngine | null = null;
+  private stage: ActionStage | null = null;
+  private transition: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly newEngine: () => ActionEngine,
+    private readonly newStage: (engine: ActionEngine) => ActionStage,
+    private readonly logger: Logger,
+  ) {}
+
+  async gain(): Promise<void> {
+    if (this.engine) return;
+    const engine = this.newEngine();
+    await engine.init();
+    const stage = this.newStage(engine);
+    await stage.start();
+    this.engine = engine;
+    this.stage = stage;
+    this.logger.info('this replica now executes actions');
+  }
+
+  async lose(): Promise<void> {
+    const engine = this.engine;
+    const stage = this.stage;
+    this.engine = null;
+    this.stage = null;
+    await stage?.stop();
+    await engine?.idle();
+    if (engine) this.logger.warn('this replica no longer executes actions');
+  }
+
+  async follow(election: LeaderElection): Promise<void> {
+    election.onChange((leader) => {
+      this.transition = this.transition
+        .then(() => (leader ? this.gain() : this.lose()))
+        .catch((err: unknown) => {
+          this.logger.error({ err: errorMessage(err) }, 'leadership change failed');
+        });
+      return this.transition;
+    });
+    await election.start();
+  }
+
+  apiActions(store: Store): ApiActions {
+    const current = (): ApiActions => {
+      if (!this.engine) {
+        throw new ForesightError('FORESIGHT_ERR_CONFLICT', 'this replica is a standby; send actions to the leader');
+      }
+      return apiActionsFor(this.engine, store);
+    };
+    return {
+      drain: (id, ctx) => current().drain(id, ctx),
+      undrain: (id, ctx) => current().undrain(id, ctx),
+      restart: (id, ctx) => current().restart(id, ctx),
+      pin: (id, ctx) => current().pin(id, ctx),
+      unpin: (id, ctx) => current().unpin(id, ctx),
+      verdict: (id, ctx) => current().verdict(id, ctx),
+    };
   }
 }

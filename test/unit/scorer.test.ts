@@ -110,9 +110,17 @@ describe('StatScorer', () => {
     const names = [...FEATURE_NAMES];
     fc.assert(
       fc.property(
-        fc.dictionary(fc.constantFrom(...names), fc.double({ noNaN: true, noDefaultInfinity: true }), { size: 'max' }),
+        // One optional value per feature name; huge magnitudes included.
+        fc.array(fc.option(fc.double({ noNaN: true, noDefaultInfinity: true })), {
+          minLength: names.length,
+          maxLength: names.length,
+        }),
         fc.boolean(),
-        (features, observed) => {
+        (values, observed) => {
+          const features: Record<string, number> = {};
+          values.forEach((v, i) => {
+            if (v !== null) features[names[i]!] = v;
+          });
           const [s] = enforceScoreContract(new StatScorer()).score([vector(features, observed)]);
           expect(s!.risk).toBeGreaterThanOrEqual(0);
           expect(s!.risk).toBeLessThanOrEqual(1);

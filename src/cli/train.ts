@@ -1,0 +1,273 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import cliProgress from 'cli-progress';
+import { ForesightError } from '../errors.js';
+import { FEATURE_NAMES } from '../features/names.js';
+import { createLogger, type Logger } from '../log.js';
+import { type AuditRecord, type IncidentLabel, isMetricName, type TelemetrySample } from '../messages.js';
+import { saveModelArtefact } from '../models/artefact.js';
+import { evaluateScores } from '../models/autoencoder-eval.js';
+import { isGzipFile, openLines } from '../models/csv/input.js';
+import { parseRecord } from '../models/csv/rfc4180.js';
+import { spansFromLabels, spansFromVerdicts, splitHeldOut, trainModel, WindowCollector } from '../models/train.js';
+
+export interface TrainCliOptions {
+  /** Telemetry files: JSONL of TelemetrySample or CSV ts,nodeId,metric,value; gzipped or not. */
+  input: string[];
+  /** IncidentLabel[] as JSON or JSONL: excluded from healthy, and used to evaluate. */
+  labels?: string;
+  /** Audit records (JSON or JSONL, e.g. exported from GET /api/v1/audit) holding operators' Verdicts. */
+  verdicts?: string;
+  /** SQLite store file to read Verdict audit records from (the sidecar's store). */
+  verdictsStore?: string;
+  /** Kafka topic time range: not supported yet. */
+  kafka?: string;
+  out: string;
+  /** Model name in the manifest. Default: the output folder's name. */
+  name?: string;
+  epochs?: number;
+  /** Initializer and shuffle seed. Default 7. */
+  seed?: number;
+  /** Windows after a labelled crash not treated as healthy. Default 15 min. */
+  recoveryMs?: number;
+  quiet?: boolean;
+  logger?: Logger;
+}
+
+export interface TrainCliResult {
+  out: string;
+  samples: number;
+  rejected: number;
+  healthyWindows: number;
+  excludedWindows: number;
+  weightsDigest: string;
+  dataDigest: string;
+}
+
+function inputError(msg: string, details: Record<string, unknown> = {}): ForesightError {
+  return new ForesightError('FORESIGHT_ERR_INPUT', msg, { details });
+}
+
+async function readJsonOrJsonl<T>(file: string): Promise<T[]> {
+  const buf = readFileSync(file);
+  const text = ((await isGzipFile(file)) ? gunzipSync(buf) : buf).toString('utf8').trim();
+  if (text === '') return [];
+  if (text.startsWith('[')) {
+    try {
+      return JSON.parse(text) as T[];
+    } catch (err) {
+      throw inputError(`${file}: not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  return text.split(/\r?\n/).flatMap((line, i) => {
+    if (line.trim() === '') return [];
+    try {
+      return [JSON.parse(line) as T];
+    } catch {
+      throw inputError(`${file} line ${i + 1}: not valid JSON`, { line: i + 1 });
+    }
+  });
+}
+
+function checkLabel(l: IncidentLabel, file: string, i: number): IncidentLabel {
+  if (typeof l?.nodeId !== 'string' || !Number.isFinite(l.onsetAt) || !Number.isFinite(l.crashAt)) {
+    throw inputError(`${file}: label ${i + 1} needs nodeId, onsetAt and crashAt (epoch ms)`, { index: i });
+  }
+  return { ...l, predictable: l.predictable !== false };
+}
+
+/** Parses one telemetry line (JSONL object or CSV ts,nodeId,metric,value); null for a header, blank or bad line. */
+function parseSampleLine(line: string, csv: { cols: number[] } | null): TelemetrySample | null {
+  if (csv) {
+    const f = parseRecord(line);
+    const [ti, ni, mi, vi] = csv.cols as [number, number, number, number];
+    const ts = Number(f[ti]);
+    const value = Number(f[vi]);
+    const metric = (f[mi] ?? '').trim();
+    const nodeId = (f[ni] ?? '').trim();
+    if (!Number.isFinite(ts) || !Number.isFinite(value) || !isMetricName(metric) || nodeId === '') return null;
+    return { ts, nodeId, metric, value, source: 'sim' };
+  }
+  try {
+    const s = JSON.parse(line) as TelemetrySample;
+    if (typeof s !== 'object' || s === null) return null;
+    return s;
+  } catch {
+    return null;
+  }
+}
+
+async function readTelemetry(
+  files: string[],
+  hash: ReturnType<typeof createHash>,
+  onBytes: (n: number) => void,
+): Promise<{ samples: TelemetrySample[]; bad: number }> {
+  const samples: TelemetrySample[] = [];
+  let bad = 0;
+  for (const file of files) {
+    // The digest covers the files' bytes as stored, in the order given.
+    await new Promise<void>((resolve, reject) => {
+      createReadStream(file)
+        .on('data', (c) => hash.update(c))
+        .on('end', resolve)
+        .on('error', (err) => reject(inputError(`cannot read ${file}: ${err.message}`)));
+    });
+    const src = await openLines(file);
+    let csv: { cols: number[] } | null = null;
+    let first = true;
+    let lastBytes = 0;
+    for await (const line of src.lines) {
+      if (line.trim() === '') continue;
+      if (first) {
+        first = false;
+        if (!line.trimStart().startsWith('{')) {
+          const names = parseRecord(line).map((n) => n.trim());
+          const cols = ['ts', 'nodeId', 'metric', 'value'].map((c) => names.indexOf(c));
+          if (cols.some((c) => c < 0)) {
+            throw inputError(
+              `${file}: neither JSONL nor a CSV with columns ts,nodeId,metric,value (header: ${names.join(',')})`,
+            );
+          }
+          csv = { cols };
+          continue;
+        }
+      }
+      const s = parseSampleLine(line, csv);
+      if (s === null) bad++;
+      else samples.push(s);
+      const b = src.bytesRead();
+      if (b !== lastBytes) {
+        onBytes(b - lastBytes);
+        lastBytes = b;
+      }
+    }
+  }
+  // Files may interleave nodes or be given in any order: the extractor wants event time order.
+  samples.sort((a, b) => a.ts - b.ts);
+  return { samples, bad };
+}
+
+async function readVerdictsStore(file: string): Promise<AuditRecord[]> {
+  const { SqliteStore } = await import('../actions/store/sqlite.js');
+  const store = new SqliteStore({ path: file });
+  await store.init();
+  try {
+    return await store.queryAudit({ limit: 10_000_000 });
+  } finally {
+    await store.close();
+  }
+}
+
+/** `foresight train --input FILE... [--labels FILE] [--verdicts FILE | --verdicts-store DB] --out DIR`. */
+export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
+  const logger = opts.logger ?? createLogger(process.env.FORESIGHT_LOG_LEVEL ?? 'warn');
+  if (opts.kafka) {
+    throw inputError(
+      'training from a Kafka topic time range is not supported yet; export the topic to JSONL and use --input',
+    );
+  }
+  if (!opts.input || opts.input.length === 0) throw inputError('train needs at least one --input file');
+  if (!opts.out) throw inputError('train needs --out DIR');
+  const showBar = !opts.quiet && process.stderr.isTTY === true;
+  const bar = showBar
+    ? new cliProgress.SingleBar(
+        { stream: process.stderr, format: '{stage} [{bar}] {percentage}% | {value}/{total}', hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      )
+    : null;
+  const say = (msg: string) => {
+    if (!opts.quiet) process.stderr.write(`${msg}\n`);
+  };
+
+  const hash = createHash('sha256');
+  const { statSync } = await import('node:fs');
+  const totalBytes = opts.input.reduce((s, f) => {
+    try {
+      return s + statSync(f).size;
+    } catch {
+      throw inputError(`cannot read ${f}: no such file`);
+    }
+  }, 0);
+  bar?.start(totalBytes, 0, { stage: 'reading ' });
+  const { samples, bad } = await readTelemetry(opts.input, hash, (n) => bar?.increment(n));
+  bar?.stop();
+  say(`read ${samples.length} samples (${bad} unreadable lines) from ${opts.input.length} file(s)`);
+  if (samples.length === 0) throw inputError('no telemetry samples in the input');
+
+  const labels = opts.labels
+    ? (await readJsonOrJsonl<IncidentLabel>(opts.labels)).map((l, i) => checkLabel(l, opts.labels!, i))
+    : [];
+  const audit = [
+    ...(opts.verdicts ? await readJsonOrJsonl<AuditRecord>(opts.verdicts) : []),
+    ...(opts.verdictsStore ? await readVerdictsStore(opts.verdictsStore) : []),
+  ];
+  const verdicts = spansFromVerdicts(audit, opts.recoveryMs !== undefined ? { recoveryMs: opts.recoveryMs } : {});
+  if (audit.length > 0)
+    say(
+      `verdicts: ${verdicts.confirmed.length} confirmed drains, ${verdicts.false.length} false drains, ${verdicts.unplaced} unusable`,
+    );
+
+  const collector = new WindowCollector({ keepVectors: labels.length > 0 });
+  const chunk = 50_000;
+  for (let i = 0; i < samples.length; i += chunk) collector.add(samples.slice(i, i + chunk));
+  collector.finish(samples[samples.length - 1]!.ts + 60_000);
+  const exclude = [...spansFromLabels(labels, opts.recoveryMs), ...verdicts.confirmed];
+  const split = collector.split(exclude, verdicts.false);
+  const cols = FEATURE_NAMES.length;
+  const { train, held } = splitHeldOut(split.healthy, cols);
+  say(
+    `${split.healthy.length / cols} healthy windows (${train.length / cols} to train, ${held.length / cols} held out to calibrate), ${split.excluded} excluded`,
+  );
+
+  const seed = opts.seed ?? 7;
+  const name = opts.name ?? opts.out.replace(/\/+$/, '').split('/').pop() ?? 'model';
+  if (bar) bar.start(opts.epochs ?? 20, 0, { stage: 'training' });
+  const trained = await trainModel({
+    train,
+    calibration: held,
+    falseDrain: split.falseDrain,
+    name,
+    source: `files: ${opts.input.join(', ')}${opts.labels ? `; labels ${opts.labels}` : ''}`,
+    dataDigest: `sha256:${hash.digest('hex')}`,
+    initSeed: seed,
+    shuffleSeed: seed + 1,
+    ...(opts.epochs !== undefined ? { spec: { epochs: opts.epochs } } : {}),
+    excludedWindows: split.excluded,
+    verdicts: { confirmed: verdicts.confirmed.length, false: verdicts.false.length },
+    logger,
+    onEpoch: (e, n, loss) => {
+      if (bar) bar.update(e + 1);
+      else if (!opts.quiet && (e === n - 1 || e % 5 === 0)) say(`epoch ${e + 1}/${n} loss ${loss.toFixed(4)}`);
+    },
+  });
+  bar?.stop();
+  let manifest = trained.manifest;
+  if (labels.length > 0) {
+    // In-sample for the incidents (they were excluded from training, but the healthy windows around them were not).
+    const scores = trained.scorer.score(collector.vectors);
+    const nodes = new Set(collector.vectors.map((v) => v.nodeId)).size;
+    const spanMs = samples[samples.length - 1]!.ts - samples[0]!.ts;
+    manifest = {
+      ...manifest,
+      evaluation: {
+        heldOut:
+          'none: figures are on the training files (incidents excluded from training); use foresight replay on other data',
+        ...evaluateScores(scores, labels, { nodeDays: (nodes * spanMs) / 86_400_000 }),
+      },
+    };
+  }
+  const saved = await saveModelArtefact(trained.tf, opts.out, trained.model, manifest);
+  say(
+    `model written to ${opts.out} (threshold ${saved.calibration.threshold.toPrecision(4)}, weights ${saved.training.weightsDigest.slice(0, 12)})`,
+  );
+  return {
+    out: opts.out,
+    samples: samples.length,
+    rejected: bad + collector.rejected(),
+    healthyWindows: split.healthy.length / cols,
+    excludedWindows: split.excluded,
+    weightsDigest: saved.training.weightsDigest,
+    dataDigest: saved.training.dataDigest,
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * Incident labels file: a JSON array of IncidentLabel (src/messages.ts), as `foresight simulate --labels` writes it
+ * and as an operator can write by hand from an incident log:
+ *
+ *   [{"nodeId":"ast2","mode":"memory_leak","predictable":true,"onsetAt":1704067200000,"crashAt":1704070800000}]
+ *
+ * Times are epoch ms or ISO 8601 strings. `predictable` defaults to `mode !== "sudden_crash"`. For a sudden crash
+ * onsetAt equals crashAt (or may be omitted).
+ */
+import { readFile } from 'node:fs/promises';
+import { ForesightError, errorMessage } from '../errors.js';
+import { FAILURE_MODES, type FailureMode, type IncidentLabel } from '../messages.js';
+
+function time(v: unknown): number | null {
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'string') {
+    const ms = Date.parse(v);
+    return Number.isFinite(ms) ? ms : null;
+  }
+  return null;
+}
+
+/** Validates parsed JSON into labels; throws FORESIGHT_ERR_INPUT naming the first bad entry. */
+export function parseLabels(json: unknown, where = 'labels'): IncidentLabel[] {
+  const list = Array.isArray(json) ? json : (json as { labels?: unknown } | null)?.labels;
+  if (!Array.isArray(list)) throw new ForesightError('FORESIGHT_ERR_INPUT', `${where}: expected a JSON array of labels`);
+  return list.map((raw, i) => {
+    const fail = (why: string): never => {
+      throw new ForesightError('FORESIGHT_ERR_INPUT', `${where}[${i}]: ${why}`, { details: { index: i } });
+    };
+    if (typeof raw !== 'object' || raw === null) fail('not an object');
+    const o = raw as Record<string, unknown>;
+    if (typeof o.nodeId !== 'string' || o.nodeId === '') fail('nodeId missing');
+    if (!FAILURE_MODES.includes(o.mode as FailureMode)) fail(`mode must be one of ${FAILURE_MODES.join(', ')}`);
+    const mode = o.mode as FailureMode;
+    const crashAt = time(o.crashAt);
+    if (crashAt === null) fail('crashAt must be epoch ms or ISO 8601');
+    const onsetAt = o.onsetAt === undefined && mode === 'sudden_crash' ? crashAt : time(o.onsetAt);
+    if (onsetAt === null) fail('onsetAt must be epoch ms or ISO 8601');
+    if (onsetAt! > crashAt!) fail('onsetAt is after crashAt');
+    const predictable = o.predictable === undefined ? mode !== 'sudden_crash' : o.predictable;
+    if (typeof predictable !== 'boolean') fail('predictable must be a boolean');
+    return { nodeId: o.nodeId as string, mode, predictable: predictable as boolean, onsetAt: onsetAt!, crashAt: crashAt! };
+  });
+}
+
+export async function readLabels(path: string): Promise<IncidentLabel[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ForesightError('FORESIGHT_ERR_INPUT', `cannot read labels ${path}: ${errorMessage(err)}`, { cause: err });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ForesightError('FORESIGHT_ERR_INPUT', `labels ${path} is not valid JSON: ${errorMessage(err)}`);
+  }
+  return parseLabels(json, path);
+}
