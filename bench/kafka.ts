@@ -44,7 +44,13 @@ function samples(from: number, count: number): OutgoingRecord<TelemetrySample>[]
     const nodeId = `ast${n % NODES}`;
     out[i] = {
       key: nodeId,
-      value: { nodeId, ts: 1_700_000_000_000 + n, metric: METRIC_NAMES[n % METRIC_NAMES.length] ?? 'node.up', value: n % 97, source: 'sim' },
+      value: {
+        nodeId,
+        ts: 1_700_000_000_000 + n,
+        metric: METRIC_NAMES[n % METRIC_NAMES.length] ?? 'node.up',
+        value: n % 97,
+        source: 'sim',
+      },
     };
   }
   return out;
@@ -92,7 +98,11 @@ async function benchClient(client: ClientName): Promise<Figure[]> {
     let t0 = performance.now();
     const produced = await produce(bus, MAX_EVENTS, PHASE_LIMIT_MS);
     let seconds = (performance.now() - t0) / 1000;
-    figures.push({ name: `kafka.${client}.produce.events_per_s`, value: Math.round(produced / seconds), unit: 'events/s' });
+    figures.push({
+      name: `kafka.${client}.produce.events_per_s`,
+      value: Math.round(produced / seconds),
+      unit: 'events/s',
+    });
 
     // Consume everything produced so far (warm-up included) with a fresh group.
     const total = produced + 2_000;
@@ -110,7 +120,11 @@ async function benchClient(client: ClientName): Promise<Figure[]> {
     await waitUntil(() => consumed >= total, PHASE_LIMIT_MS + 10_000);
     // From the first delivered batch, so the group join (seconds, fixed) does not count as throughput.
     seconds = (performance.now() - (firstAt || t0)) / 1000;
-    figures.push({ name: `kafka.${client}.consume.events_per_s`, value: Math.round(consumed / seconds), unit: 'events/s' });
+    figures.push({
+      name: `kafka.${client}.consume.events_per_s`,
+      value: Math.round(consumed / seconds),
+      unit: 'events/s',
+    });
     await sub.stop();
 
     // End to end: a joined consumer, then a burst of telemetry published while it consumes.
@@ -135,7 +149,11 @@ async function benchClient(client: ClientName): Promise<Figure[]> {
     const sent = await produce(bus, MAX_EVENTS, PHASE_LIMIT_MS);
     await waitUntil(() => e2e >= sent, PHASE_LIMIT_MS + 10_000);
     seconds = (performance.now() - t0) / 1000;
-    figures.push({ name: `kafka.${client}.e2e.events_per_s`, value: Math.round(Math.min(e2e, sent) / seconds), unit: 'events/s' });
+    figures.push({
+      name: `kafka.${client}.e2e.events_per_s`,
+      value: Math.round(Math.min(e2e, sent) / seconds),
+      unit: 'events/s',
+    });
     await live.stop();
   } finally {
     await bus.close();

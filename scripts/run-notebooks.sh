@@ -15,7 +15,7 @@ KERNELS="$ROOT/var/jupyter/kernels/foresight-python3"
 mkdir -p "$OUT" "$KERNELS"
 # A kernel spec of our own pins the interpreter; JUPYTER_PATH makes it visible without touching the system.
 cat >"$KERNELS/kernel.json" <<JSON
-{"argv": ["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+{"argv": ["/usr/bin/python3", "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
  "display_name": "Python 3 (Debian)", "language": "python"}
 JSON
 export JUPYTER_PATH="$ROOT/var/jupyter"

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { FEATURE_NAMES } from '../src/features/names.js';
 import { SimulatedCluster, type SimulatedClusterInput } from '../src/ingest/simulator/index.js';
 import { createLogger } from '../src/log.js';
 import type { IncidentLabel, NodeScore } from '../src/messages.js';
@@ -45,7 +46,14 @@ export const DEFAULT_RECIPE: Recipe = {
 const TRAIN_SIM: SimulatedClusterInput = { randomIncidents: { perNodeDay: 1, magnitude: [0.6, 1.6] } };
 const EVAL_SIM: SimulatedClusterInput = { randomIncidents: { perNodeDay: 1.5, magnitude: [0.4, 2.2] } };
 
-function simulate(seed: number, nodes: number, hours: number, input: SimulatedClusterInput, keepVectors: boolean, hash?: ReturnType<typeof createHash>) {
+function simulate(
+  seed: number,
+  nodes: number,
+  hours: number,
+  input: SimulatedClusterInput,
+  keepVectors: boolean,
+  hash?: ReturnType<typeof createHash>,
+) {
   const sim = new SimulatedCluster({ ...input, seed, nodes });
   const collector = new WindowCollector({
     keepVectors,
@@ -75,7 +83,7 @@ export async function trainDefault(recipe: Recipe, outDir: string | null, log: (
     const split = collector.split(spansFromLabels(labels));
     train.push(split.healthy);
     excluded += split.excluded;
-    log(`train seed ${seed}: ${labels.length} incidents, ${split.healthy.length / 97 | 0} healthy windows`);
+    log(`train seed ${seed}: ${labels.length} incidents, ${(split.healthy.length / 97) | 0} healthy windows`);
   }
   const cal: Float64Array[] = [];
   for (const seed of recipe.calibrationSeeds) {
@@ -110,8 +118,13 @@ export async function trainDefault(recipe: Recipe, outDir: string | null, log: (
     }
     // Labels are per seed; node ids repeat across seeds, so offset times keep them apart.
     const shift = labels.length === 0 ? 0 : seed * 1e10;
-    if (shift) for (let i = scores.length - run.collector.vectors.length; i < scores.length; i++) scores[i]!.ts += shift;
-    labels.push(...run.labels.filter((l) => l.crashAt <= run.end).map((l) => ({ ...l, onsetAt: l.onsetAt + shift, crashAt: l.crashAt + shift })));
+    if (shift)
+      for (let i = scores.length - run.collector.vectors.length; i < scores.length; i++) scores[i]!.ts += shift;
+    labels.push(
+      ...run.labels
+        .filter((l) => l.crashAt <= run.end)
+        .map((l) => ({ ...l, onsetAt: l.onsetAt + shift, crashAt: l.crashAt + shift })),
+    );
     nodeDays += (recipe.nodes * recipe.evalHours) / 24;
     log(`eval seed ${seed}: ${run.labels.length} incidents`);
   }
@@ -128,13 +141,29 @@ export async function trainDefault(recipe: Recipe, outDir: string | null, log: (
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { out: { type: 'string', default: 'models/default' }, quick: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    options: { out: { type: 'string', default: 'models/default' }, quick: { type: 'boolean' } },
+  });
   const recipe: Recipe = values.quick
     ? { ...DEFAULT_RECIPE, trainHours: 2, calibrationHours: 2, evalHours: 2, epochs: 5 }
     : DEFAULT_RECIPE;
   const logger = createLogger(process.env.FORESIGHT_LOG_LEVEL ?? 'warn');
   const t0 = performance.now();
-  const { manifest } = await trainDefault(recipe, values.out ?? 'models/default', (m) => console.error(`[${((performance.now() - t0) / 1000).toFixed(0)} s] ${m}`));
+  const { manifest } = await trainDefault(recipe, values.out ?? 'models/default', (m) =>
+    console.error(`[${((performance.now() - t0) / 1000).toFixed(0)} s] ${m}`),
+  );
   void logger;
-  console.log(JSON.stringify({ out: values.out, weightsDigest: manifest.training.weightsDigest, dataDigest: manifest.training.dataDigest, calibration: { threshold: manifest.calibration.threshold }, evaluation: manifest.evaluation }, null, 2));
+  console.log(
+    JSON.stringify(
+      {
+        out: values.out,
+        weightsDigest: manifest.training.weightsDigest,
+        dataDigest: manifest.training.dataDigest,
+        calibration: { threshold: manifest.calibration.threshold },
+        evaluation: manifest.evaluation,
+      },
+      null,
+      2,
+    ),
+  );
 }

@@ -134,7 +134,7 @@ start() {
   format_storage
   log "starting broker on 127.0.0.1:$BROKER_PORT"
   setsid bash -c "exec java $HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
-    -Dlog4j.configuration='file:$LOG4J' -cp '$LIBS/*' kafka.Kafka '$CONF'" >"$OUT" 2>&1 </dev/null &
+    -Dlog4j.configuration='file:$LOG4J' -cp '$LIBS/*' kafka.Kafka '$CONF'" >"$OUT" 2>&1 </dev/null 9>&- &
   echo $! >"$PID_FILE"
   local deadline=$((SECONDS + START_TIMEOUT_S))
   while ((SECONDS < deadline)); do
@@ -186,6 +186,9 @@ status() {
 }
 
 mkdir -p "$HOME_DIR"
+# Test files and benches may call this at the same time: one start/stop at a time.
+exec 9>"$HOME_DIR/.lock"
+flock 9
 # The server log is appended across runs; start afresh so readiness is read from this run only.
 case "${1:-}" in
   start)

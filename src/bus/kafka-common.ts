@@ -1,8 +1,15 @@
 import { errorMessage, isRetriable } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DeadLetter } from '../messages.js';
-import { DEAD_LETTER_PAYLOAD_BYTES, DEFAULT_MAX_MESSAGE_BYTES, decode, payloadExcerpt } from './codec.js';
-import type { BatchHandler, DeliveredRecord, OutgoingRecord, TopicName } from './port.js';
+import {
+  DEAD_LETTER_PAYLOAD_BYTES,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  decodeMany,
+  encode,
+  encodeMany,
+  payloadExcerpt,
+} from './codec.js';
+import type { BatchHandler, DeliveredRecord, OutgoingRecord, TopicMap, TopicName } from './port.js';
 
 /** Options shared by both Kafka adapters. */
 export interface KafkaBusOptions {
@@ -23,6 +30,12 @@ export interface KafkaBusOptions {
   sessionTimeoutMs?: number;
   /** Heartbeat interval; a third of the session timeout or less. Default 1 s. */
   heartbeatIntervalMs?: number;
+  /**
+   * Records of one key (and one timestamp) published together are packed into one Kafka record of up to this many,
+   * as a JSON array; consumers unpack them, and every record of a pack carries the pack's Kafka offset. 1 turns
+   * packing off. Default 64. Dead letters are never packed.
+   */
+  maxPackRecords?: number;
   /** Attempts of a batch whose handler fails with a non-retriable error before records are isolated and dead-lettered. */
   maxAttempts?: number;
   /** Upper bound of the backoff between attempts of a failing batch. Default 5 s. */
@@ -45,10 +58,66 @@ export function resolveOptions(options: KafkaBusOptions, logger: Logger): Resolv
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     sessionTimeoutMs: options.sessionTimeoutMs ?? 10_000,
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1_000,
+    maxPackRecords: Math.max(1, Math.floor(options.maxPackRecords ?? 64)),
     maxAttempts: options.maxAttempts ?? 3,
     maxBackoffMs: options.maxBackoffMs ?? 5_000,
     logger,
   };
+}
+
+/** One Kafka record to produce: a message or a pack of messages of one key. */
+export interface WireRecord {
+  key: string;
+  value: Buffer;
+  timestamp: number;
+}
+
+/**
+ * Encodes records for the wire, packing consecutive records of one key and timestamp. A key's packs come out in the
+ * key's order and all go to one partition, so per-key order survives packing.
+ */
+export function toWire<K extends TopicName>(
+  topic: K,
+  records: OutgoingRecord<TopicMap[K]>[],
+  options: Pick<ResolvedKafkaOptions, 'maxPackRecords' | 'maxMessageBytes'>,
+  now: number,
+): WireRecord[] {
+  const { maxPackRecords, maxMessageBytes } = options;
+  if (maxPackRecords <= 1 || topic === 'deadletter') {
+    return records.map((r) => ({
+      key: r.key,
+      value: encode(topic, r.value, maxMessageBytes),
+      timestamp: r.timestamp ?? now,
+    }));
+  }
+  const out: WireRecord[] = [];
+  const open = new Map<string, { timestamp: number; values: TopicMap[K][] }>();
+  const emit = (key: string, timestamp: number, values: TopicMap[K][]): void => {
+    if (values.length === 1) {
+      out.push({ key, value: encode(topic, values[0] as TopicMap[K], maxMessageBytes), timestamp });
+      return;
+    }
+    const packed = encodeMany(topic, values, maxMessageBytes);
+    if (packed !== null) {
+      out.push({ key, value: packed, timestamp });
+      return;
+    }
+    const half = Math.ceil(values.length / 2);
+    emit(key, timestamp, values.slice(0, half));
+    emit(key, timestamp, values.slice(half));
+  };
+  for (const r of records) {
+    const timestamp = r.timestamp ?? now;
+    const pack = open.get(r.key);
+    if (pack && pack.timestamp === timestamp && pack.values.length < maxPackRecords) {
+      pack.values.push(r.value);
+      continue;
+    }
+    if (pack) emit(r.key, pack.timestamp, pack.values);
+    open.set(r.key, { timestamp, values: [r.value] });
+  }
+  for (const [key, pack] of open) emit(key, pack.timestamp, pack.values);
+  return out;
 }
 
 export function kafkaTopic(prefix: string, topic: TopicName): string {
@@ -87,16 +156,24 @@ export async function processBatch(ctx: BatchContext, raw: RawRecord[]): Promise
   const good: DeliveredRecord<unknown>[] = [];
   const poison: OutgoingRecord<DeadLetter>[] = [];
   for (const r of raw) {
-    const decoded = decode(ctx.topic, r.value, ctx.options.maxMessageBytes);
+    const decoded = decodeMany(ctx.topic, r.value, ctx.options.maxMessageBytes);
     const key = r.key === null ? '' : r.key.toString('utf8');
-    if (decoded.ok) {
-      good.push({ topic: ctx.topic, partition: r.partition, offset: r.offset, key, value: decoded.value, timestamp: r.timestamp });
-    } else {
-      poison.push(deadLetterFor(ctx, r, key, decoded.code, decoded.reason));
+    if (!decoded.ok) {
+      poison.push(deadLetterFor(ctx, r, key, decoded.code, decoded.reason, payloadExcerpt(r.value)));
+      continue;
+    }
+    for (const value of decoded.values) {
+      good.push({ topic: ctx.topic, partition: r.partition, offset: r.offset, key, value, timestamp: r.timestamp });
+    }
+    for (const bad of decoded.rejected) {
+      poison.push(deadLetterFor(ctx, r, key, 'FORESIGHT_ERR_BAD_MESSAGE', bad.reason, bad.payload));
     }
   }
   if (poison.length > 0) {
-    ctx.logger.warn({ topic: ctx.kafkaTopic, count: poison.length, reason: poison[0]?.value.reason }, 'dead-lettering poison messages');
+    ctx.logger.warn(
+      { topic: ctx.kafkaTopic, count: poison.length, reason: poison[0]?.value.reason },
+      'dead-lettering poison messages',
+    );
     await ctx.deadLetter(poison);
   }
   if (good.length === 0) return;
@@ -153,7 +230,14 @@ async function handleWithRetry(ctx: BatchContext, batch: DeliveredRecord<unknown
   await ctx.deadLetter(letters);
 }
 
-function deadLetterFor(ctx: BatchContext, r: RawRecord, key: string, code: string, reason: string): OutgoingRecord<DeadLetter> {
+function deadLetterFor(
+  ctx: BatchContext,
+  r: RawRecord,
+  key: string,
+  code: string,
+  reason: string,
+  payload: string,
+): OutgoingRecord<DeadLetter> {
   return {
     key,
     value: {
@@ -162,7 +246,7 @@ function deadLetterFor(ctx: BatchContext, r: RawRecord, key: string, code: strin
       offset: r.offset,
       code,
       reason: reason.slice(0, MAX_REASON_CHARS),
-      payload: payloadExcerpt(r.value).slice(0, excerptChars(ctx)),
+      payload: payload.slice(0, excerptChars(ctx)),
       ts: Date.now(),
     },
   };

@@ -1,17 +1,8 @@
-import {
-  type Admin,
-  CompressionTypes,
-  type Consumer,
-  Kafka,
-  type LogEntry,
-  logLevel,
-  type Producer,
-} from 'kafkajs';
+import { type Admin, CompressionTypes, type Consumer, Kafka, type LogEntry, logLevel, type Producer } from 'kafkajs';
 import { ForesightError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { DeadLetter } from '../messages.js';
-import { encode } from './codec.js';
 import {
   ConsumerInactiveError,
   HookChain,
@@ -20,6 +11,7 @@ import {
   processBatch,
   type ResolvedKafkaOptions,
   resolveOptions,
+  toWire,
 } from './kafka-common.js';
 import {
   type BatchHandler,
@@ -94,11 +86,11 @@ export class KafkajsBus implements Bus {
     const name = kafkaTopic(this.options.topicPrefix, topic);
     const partitions = await this.partitionCount(name);
     const now = Date.now();
-    const messages = records.map((r) => ({
-      key: r.key,
-      value: encode(topic, r.value, this.options.maxMessageBytes),
-      partition: partitionForKey(r.key, partitions),
-      timestamp: String(r.timestamp ?? now),
+    const messages = toWire(topic, records, this.options, now).map((w) => ({
+      key: w.key,
+      value: w.value,
+      partition: partitionForKey(w.key, partitions),
+      timestamp: String(w.timestamp),
     }));
     await this.producer.send({
       topic: name,

@@ -1,9 +1,15 @@
-import { Admin, Consumer, type Message, type MessagesStream, type MessageToProduce, Producer } from '@platformatic/kafka';
+import {
+  Admin,
+  Consumer,
+  type Message,
+  type MessagesStream,
+  type MessageToProduce,
+  Producer,
+} from '@platformatic/kafka';
 import { errorMessage, ForesightError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { DeadLetter } from '../messages.js';
-import { encode } from './codec.js';
 import {
   ConsumerInactiveError,
   HookChain,
@@ -13,6 +19,7 @@ import {
   type ResolvedKafkaOptions,
   resolveOptions,
   sleep,
+  toWire,
 } from './kafka-common.js';
 import {
   type BatchHandler,
@@ -99,12 +106,12 @@ export class PlatformaticBus implements Bus {
     const name = kafkaTopic(this.options.topicPrefix, topic);
     const partitions = await this.partitionCount(name);
     const now = Date.now();
-    const messages = records.map((r) => ({
+    const messages = toWire(topic, records, this.options, now).map((w) => ({
       topic: name,
-      key: Buffer.from(r.key, 'utf8'),
-      value: encode(topic, r.value, this.options.maxMessageBytes),
-      partition: partitionForKey(r.key, partitions),
-      timestamp: BigInt(r.timestamp ?? now),
+      key: Buffer.from(w.key, 'utf8'),
+      value: w.value,
+      partition: partitionForKey(w.key, partitions),
+      timestamp: BigInt(w.timestamp),
     }));
     await this.send(messages);
   }
@@ -134,7 +141,9 @@ export class PlatformaticBus implements Bus {
           count += next.messages.length;
         }
         try {
-          await this.producer.send({ messages: group.length === 1 ? (group[0]?.messages ?? []) : group.flatMap((g) => g.messages) });
+          await this.producer.send({
+            messages: group.length === 1 ? (group[0]?.messages ?? []) : group.flatMap((g) => g.messages),
+          });
           for (const g of group) g.resolve();
         } catch (err) {
           for (const g of group) g.reject(err);
@@ -307,7 +316,10 @@ export class PlatformaticBus implements Bus {
      * The client gives up on a stream after its retries (e.g. while the broker restarts). Start over with a new
      * consumer: everything not yet committed is fetched again from the committed offsets.
      */
-    const recover = async (failed: MessagesStream<Buffer, Buffer, Buffer, Buffer>, err: Error | null): Promise<void> => {
+    const recover = async (
+      failed: MessagesStream<Buffer, Buffer, Buffer, Buffer>,
+      err: Error | null,
+    ): Promise<void> => {
       if (stopping || recovering || failed !== stream) return;
       recovering = true;
       logger.warn({ err: err ? describe(err) : 'stream closed' }, 'consumer stream failed; reconnecting');

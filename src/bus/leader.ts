@@ -77,7 +77,10 @@ export class KafkaLeaderElection {
       const existing = await this.admin.listTopics();
       if (!existing.includes(this.topic)) {
         await this.admin
-          .createTopics({ waitForLeaders: true, topics: [{ topic: this.topic, numPartitions: 1, replicationFactor: 1 }] })
+          .createTopics({
+            waitForLeaders: true,
+            topics: [{ topic: this.topic, numPartitions: 1, replicationFactor: 1 }],
+          })
           .catch((err: unknown) => {
             if (!errorMessage(err).includes('already exists')) throw err;
           });

@@ -1,5 +1,5 @@
 /** The replay report as one self-contained HTML page (inline SVG, no script, no external resource). */
-import { modeClass, type DetectorSummary } from './metrics.js';
+import { type DetectorSummary, modeClass } from './metrics.js';
 import type { ReplayReport } from './report.js';
 import { barChart, escapeXml, lineChart, type Span } from './svg.js';
 
@@ -67,15 +67,18 @@ ${detectors.map(detectorRow).join('\n')}</table>`);
           .map((i) => ({ x: i.drainedAt!, color: '#080', label: `drain, lead ${secs(i.leadS)}` })),
       ];
       sections.push(
-        lineChart([{ name: `${n.nodeId} risk (max per ${r.series.stepMs / 1000} s)`, xs: n.ts, ys: n.risk, color: '#1f4e9c' }], {
-          title: `Risk over time — ${n.nodeId} (shaded: incident precursor; red: crash; green: drain; orange: false drain)`,
-          yMin: 0,
-          yMax: 1,
-          spans,
-          marks,
-          hline: { y: r.settings.threshold, color: '#888', label: `threshold ${r.settings.threshold}` },
-          xLabel: hhmm,
-        }),
+        lineChart(
+          [{ name: `${n.nodeId} risk (max per ${r.series.stepMs / 1000} s)`, xs: n.ts, ys: n.risk, color: '#1f4e9c' }],
+          {
+            title: `Risk over time — ${n.nodeId} (shaded: incident precursor; red: crash; green: drain; orange: false drain)`,
+            yMin: 0,
+            yMax: 1,
+            spans,
+            marks,
+            hline: { y: r.settings.threshold, color: '#888', label: `threshold ${r.settings.threshold}` },
+            xLabel: hhmm,
+          },
+        ),
       );
     }
   }
@@ -84,7 +87,8 @@ ${detectors.map(detectorRow).join('\n')}</table>`);
   const edges = [0, 30, 60, 120, 300, 600, 1200, 2400, 3600, Number.POSITIVE_INFINITY];
   const bins = edges.slice(0, -1).map((lo, k) => {
     const hi = edges[k + 1]!;
-    const label = hi === Number.POSITIVE_INFINITY ? `≥${lo / 60}m` : lo < 60 ? `${lo}-${hi}s` : `${lo / 60}-${hi / 60}m`;
+    const label =
+      hi === Number.POSITIVE_INFINITY ? `≥${lo / 60}m` : lo < 60 ? `${lo}-${hi}s` : `${lo / 60}-${hi / 60}m`;
     return {
       label,
       value: leads.filter((i) => i.leadS! >= lo && i.leadS! < hi).length,

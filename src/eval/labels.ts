@@ -8,7 +8,7 @@
  * onsetAt equals crashAt (or may be omitted).
  */
 import { readFile } from 'node:fs/promises';
-import { ForesightError, errorMessage } from '../errors.js';
+import { errorMessage, ForesightError } from '../errors.js';
 import { FAILURE_MODES, type FailureMode, type IncidentLabel } from '../messages.js';
 
 function time(v: unknown): number | null {
@@ -23,7 +23,8 @@ function time(v: unknown): number | null {
 /** Validates parsed JSON into labels; throws FORESIGHT_ERR_INPUT naming the first bad entry. */
 export function parseLabels(json: unknown, where = 'labels'): IncidentLabel[] {
   const list = Array.isArray(json) ? json : (json as { labels?: unknown } | null)?.labels;
-  if (!Array.isArray(list)) throw new ForesightError('FORESIGHT_ERR_INPUT', `${where}: expected a JSON array of labels`);
+  if (!Array.isArray(list))
+    throw new ForesightError('FORESIGHT_ERR_INPUT', `${where}: expected a JSON array of labels`);
   return list.map((raw, i) => {
     const fail = (why: string): never => {
       throw new ForesightError('FORESIGHT_ERR_INPUT', `${where}[${i}]: ${why}`, { details: { index: i } });
@@ -40,7 +41,13 @@ export function parseLabels(json: unknown, where = 'labels'): IncidentLabel[] {
     if (onsetAt! > crashAt!) fail('onsetAt is after crashAt');
     const predictable = o.predictable === undefined ? mode !== 'sudden_crash' : o.predictable;
     if (typeof predictable !== 'boolean') fail('predictable must be a boolean');
-    return { nodeId: o.nodeId as string, mode, predictable: predictable as boolean, onsetAt: onsetAt!, crashAt: crashAt! };
+    return {
+      nodeId: o.nodeId as string,
+      mode,
+      predictable: predictable as boolean,
+      onsetAt: onsetAt!,
+      crashAt: crashAt!,
+    };
   });
 }
 

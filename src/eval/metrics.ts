@@ -105,7 +105,9 @@ export function classifyDrains(
       caught.add(label);
       return { ...d, kind };
     }
-    const after = labels.some((l) => l.nodeId === d.nodeId && d.ts >= l.crashAt && d.ts < l.crashAt + s.postCrashGraceMs);
+    const after = labels.some(
+      (l) => l.nodeId === d.nodeId && d.ts >= l.crashAt && d.ts < l.crashAt + s.postCrashGraceMs,
+    );
     return { ...d, kind: after ? 'post_crash' : 'false' };
   });
 }
@@ -235,7 +237,8 @@ export function summarize(name: string, threshold: number | null, o: DetectorOut
   const detected = predictable.filter((i) => i.drainedAt !== null);
   const recallByMode: DetectorSummary['recallByMode'] = {};
   for (const i of predictable) {
-    const m = (recallByMode[i.mode] ??= { incidents: 0, detected: 0 });
+    const m = recallByMode[i.mode] ?? { incidents: 0, detected: 0 };
+    recallByMode[i.mode] = m;
     m.incidents++;
     if (i.drainedAt !== null) m.detected++;
   }

@@ -5,7 +5,7 @@
 import { DEFAULT_GUARDRAILS } from '../actions/guardrails.js';
 import type { ForesightConfig } from '../config/schema.js';
 import type { IncidentLabel, TelemetrySample } from '../messages.js';
-import { type AnyScorer, SeriesCollector, type ScoredSeries } from './collect.js';
+import { type AnyScorer, type ScoredSeries, SeriesCollector } from './collect.js';
 import { FixedThresholdScorer } from './fixed-threshold.js';
 import { readLabels } from './labels.js';
 import {
@@ -49,7 +49,10 @@ export function settingsFromConfig(config: Readonly<ForesightConfig> | null, thr
 }
 
 export function pipelineFromConfig(config: Readonly<ForesightConfig> | null): PipelineSettings {
-  return { windowMs: config?.features.windowMs ?? 10_000, allowedLatenessMs: config?.features.allowedLatenessMs ?? 2000 };
+  return {
+    windowMs: config?.features.windowMs ?? 10_000,
+    allowedLatenessMs: config?.features.allowedLatenessMs ?? 2000,
+  };
 }
 
 /** Scores batches of samples with the model (column 0) and the fixed-threshold baseline (column 1). */

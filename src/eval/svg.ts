@@ -78,10 +78,14 @@ export function lineChart(lines: readonly Line[], o: ChartOptions): string {
     if (l.xs.length === 0) continue;
     let d = '';
     for (let i = 0; i < l.xs.length; i++) d += `${i ? 'L' : 'M'}${sx(l.xs[i]!).toFixed(1)} ${sy(l.ys[i]!).toFixed(1)}`;
-    parts.push(`<path d="${d}" fill="none" stroke="${l.color}" stroke-width="1.3"><title>${escapeXml(l.name)}</title></path>`);
+    parts.push(
+      `<path d="${d}" fill="none" stroke="${l.color}" stroke-width="1.3"><title>${escapeXml(l.name)}</title></path>`,
+    );
     if (l.xs.length <= 40) {
       for (let i = 0; i < l.xs.length; i++)
-        parts.push(`<circle cx="${sx(l.xs[i]!).toFixed(1)}" cy="${sy(l.ys[i]!).toFixed(1)}" r="2.5" fill="${l.color}"/>`);
+        parts.push(
+          `<circle cx="${sx(l.xs[i]!).toFixed(1)}" cy="${sy(l.ys[i]!).toFixed(1)}" r="2.5" fill="${l.color}"/>`,
+        );
     }
   }
   for (const m of o.marks ?? []) {
@@ -112,9 +116,13 @@ export function barChart(
     parts.push(
       `<rect x="${(x + 2).toFixed(1)}" y="${(H - PAD.b - h).toFixed(1)}" width="${Math.max(1, bw - 4).toFixed(1)}" height="${h.toFixed(1)}" fill="${b.color ?? '#4472c4'}"><title>${escapeXml(`${b.label}: ${b.value}`)}</title></rect>`,
     );
-    parts.push(`<text x="${(x + bw / 2).toFixed(1)}" y="${H - 8}" class="a" text-anchor="middle">${escapeXml(b.label)}</text>`);
+    parts.push(
+      `<text x="${(x + bw / 2).toFixed(1)}" y="${H - 8}" class="a" text-anchor="middle">${escapeXml(b.label)}</text>`,
+    );
     if (b.value > 0)
-      parts.push(`<text x="${(x + bw / 2).toFixed(1)}" y="${(H - PAD.b - h - 3).toFixed(1)}" class="a" text-anchor="middle">${b.value}</text>`);
+      parts.push(
+        `<text x="${(x + bw / 2).toFixed(1)}" y="${(H - PAD.b - h - 3).toFixed(1)}" class="a" text-anchor="middle">${b.value}</text>`,
+      );
   });
   return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}">${parts.join('')}</svg>`;
 }

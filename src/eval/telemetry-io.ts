@@ -7,9 +7,9 @@ import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
-import { ForesightError, errorMessage } from '../errors.js';
+import { errorMessage, ForesightError } from '../errors.js';
 import { isMetricName, type TelemetrySample, type TelemetrySource } from '../messages.js';
 
 export type TelemetryFormat = 'jsonl' | 'csv';
@@ -145,7 +145,14 @@ export function parseCsvLine(line: string, cols: CsvColumns, defaultSource: Tele
   const f = splitCsv(line);
   const needed = Math.max(cols.ts, cols.nodeId, cols.metric, cols.value) + 1;
   if (f.length < needed) return `expected at least ${needed} columns, got ${f.length}`;
-  return toSample(f[cols.nodeId], f[cols.ts], f[cols.metric], f[cols.value], cols.source >= 0 ? f[cols.source] : undefined, defaultSource);
+  return toSample(
+    f[cols.nodeId],
+    f[cols.ts],
+    f[cols.metric],
+    f[cols.value],
+    cols.source >= 0 ? f[cols.source] : undefined,
+    defaultSource,
+  );
 }
 
 async function isGzip(path: string): Promise<boolean> {
@@ -175,20 +182,23 @@ export async function* readTelemetry(
 ): AsyncGenerator<TelemetrySample[]> {
   const gzip = await isGzip(path);
   stats.gzip = gzip;
-  let input: Readable = createReadStream(path);
+  const file = createReadStream(path);
+  // Errors (a truncated gzip, an I/O error) end the text stream cleanly; the reader notes them in stats.truncated.
+  const text = new PassThrough();
   let streamError: unknown = null;
-  input.on('error', (err) => {
-    streamError = err;
-  });
+  const stop = (err: unknown) => {
+    if (streamError === null) streamError = err;
+    text.end();
+  };
+  file.on('error', stop);
   if (gzip) {
     const gunzip = createGunzip();
-    gunzip.on('error', (err) => {
-      streamError = err;
-      // Ends the line reader so the loop below finishes with what was decoded.
-      gunzip.emit('end');
-    });
-    input = input.pipe(gunzip);
+    gunzip.on('error', stop);
+    file.pipe(gunzip).pipe(text);
+  } else {
+    file.pipe(text);
   }
+  const input: Readable = text;
   yield* readLines(input, stats, options, () => streamError);
 }
 

@@ -244,7 +244,10 @@ export class FeatureExtractor {
     this.latenessMs = positiveInt('allowedLatenessMs', options.allowedLatenessMs, 2000, 0);
     this.futureSkewMs = positiveInt('maxFutureSkewMs', options.maxFutureSkewMs, 300_000, 0);
     this.baselineWindows = positiveInt('baselineWindows', options.baselineWindows, 60, 2);
-    this.minBaseline = Math.min(positiveInt('minBaselineWindows', options.minBaselineWindows, 6, 2), this.baselineWindows);
+    this.minBaseline = Math.min(
+      positiveInt('minBaselineWindows', options.minBaselineWindows, 6, 2),
+      this.baselineWindows,
+    );
     this.shortSlope = positiveInt('slopeWindows', options.slopeWindows, 12, 3);
     this.longSlope = positiveInt('longSlopeWindows', options.longSlopeWindows, 36, 3);
     this.gateZ = options.baselineGateZ ?? 4;
@@ -329,7 +332,7 @@ export class FeatureExtractor {
         this.reject(s, 'non_finite');
         continue;
       }
-      const reference = this.maxEventTs > this.clockNow ? this.maxEventTs : this.clockNow;
+      const reference = Math.max(this.maxEventTs, this.clockNow);
       if (reference !== Number.NEGATIVE_INFINITY && ts > reference + this.futureSkewMs) {
         this.reject(s, 'future');
         continue;

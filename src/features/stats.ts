@@ -43,7 +43,7 @@ const MAD_TO_SIGMA = 1.4826;
 
 export function clampZ(z: number): number {
   if (!Number.isFinite(z)) return z > 0 ? Z_LIMIT : z < 0 ? -Z_LIMIT : 0;
-  return z < -Z_LIMIT ? -Z_LIMIT : z > Z_LIMIT ? Z_LIMIT : z;
+  return Math.min(Z_LIMIT, Math.max(-Z_LIMIT, z));
 }
 
 /**

@@ -36,7 +36,7 @@ export interface SyntheticOptions {
   load?: (tS: number) => number;
   incidents?: SyntheticIncident[];
   disturbances?: SyntheticDisturbance[];
-  /** RSS the leak reaches at crashS. MiB. Default 4096. */
+  /** RSS the leak reaches at crashS. MiB. Default 2048 (the simulator default). */
   memoryLimitMb?: number;
   /** Healthy RSS. MiB. Default 1000. */
   baseMemoryMb?: number;
@@ -47,7 +47,7 @@ export function* syntheticTicks(o: SyntheticOptions): Generator<TelemetrySample[
   const rng = xoroshiro128plus(o.seed ?? 7);
   const u = () => uniformFloat64(rng);
   const noise = (scale: number) => (u() - 0.5) * 2 * scale;
-  const limit = o.memoryLimitMb ?? 4096;
+  const limit = o.memoryLimitMb ?? 2048;
   const baseMem = o.baseMemoryMb ?? 1000;
   const incidents = o.incidents ?? [];
   const disturbances = o.disturbances ?? [];

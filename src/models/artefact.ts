@@ -76,8 +76,12 @@ export function featureListDifference(expected: readonly string[], actual: reado
   const extra = actual.filter((f) => !expected.includes(f));
   if (missing.length > 0 || extra.length > 0) {
     const parts: string[] = [];
-    if (missing.length > 0) parts.push(`missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` (+${missing.length - 5} more)` : ''}`);
-    if (extra.length > 0) parts.push(`unknown ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ` (+${extra.length - 5} more)` : ''}`);
+    if (missing.length > 0)
+      parts.push(
+        `missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` (+${missing.length - 5} more)` : ''}`,
+      );
+    if (extra.length > 0)
+      parts.push(`unknown ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ` (+${extra.length - 5} more)` : ''}`);
     return parts.join('; ');
   }
   for (let i = 0; i < expected.length; i++) {
@@ -92,12 +96,15 @@ export function featureListDifference(expected: readonly string[], actual: reado
 export function validateManifest(dir: string, m: unknown, features: readonly string[] = FEATURE_NAMES): ModelManifest {
   const man = m as Partial<ModelManifest> | null;
   if (typeof man !== 'object' || man === null) throw modelError(dir, 'manifest.json is not an object');
-  if (man.format !== MANIFEST_FORMAT) throw modelError(dir, `unsupported manifest format ${String(man.format)}, expected ${MANIFEST_FORMAT}`);
+  if (man.format !== MANIFEST_FORMAT)
+    throw modelError(dir, `unsupported manifest format ${String(man.format)}, expected ${MANIFEST_FORMAT}`);
   if (!Array.isArray(man.features) || !man.features.every((f) => typeof f === 'string'))
     throw modelError(dir, 'manifest has no feature list');
   const diff = featureListDifference(features, man.features);
   if (diff !== null) {
-    throw modelError(dir, `feature list does not match the feature pipeline (FEATURE_NAMES): ${diff}`, { difference: diff });
+    throw modelError(dir, `feature list does not match the feature pipeline (FEATURE_NAMES): ${diff}`, {
+      difference: diff,
+    });
   }
   const n = features.length;
   const norm = man.normalisation;
@@ -115,9 +122,15 @@ export function validateManifest(dir: string, m: unknown, features: readonly str
   }
   const calProblem = calibrationProblem(man.calibration);
   if (calProblem) throw modelError(dir, calProblem);
-  if (man.architecture?.inputSize !== n) throw modelError(dir, `architecture input size ${man.architecture?.inputSize} is not ${n}`);
+  if (man.architecture?.inputSize !== n)
+    throw modelError(dir, `architecture input size ${man.architecture?.inputSize} is not ${n}`);
   if (typeof man.scorer !== 'string' || man.scorer.length === 0) throw modelError(dir, 'manifest has no scorer name');
-  if (!man.trend || !(man.trend.horizonS > 0) || !(man.trend.maxTimeToFailureS > 0) || typeof man.trend.limits !== 'object')
+  if (
+    !man.trend ||
+    !(man.trend.horizonS > 0) ||
+    !(man.trend.maxTimeToFailureS > 0) ||
+    typeof man.trend.limits !== 'object'
+  )
     throw modelError(dir, 'manifest trend settings missing');
   return man as ModelManifest;
 }
@@ -126,7 +139,11 @@ export function validateManifest(dir: string, m: unknown, features: readonly str
 function fileSaveHandler(tf: Tf, dir: string): import('@tensorflow/tfjs').io.IOHandler {
   return tf.io.withSaveHandler(async (artifacts: ModelArtifacts) => {
     const weights = artifacts.weightData
-      ? new Uint8Array(tf.io.concatenateArrayBuffers(Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData]))
+      ? new Uint8Array(
+          tf.io.concatenateArrayBuffers(
+            Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData],
+          ),
+        )
       : new Uint8Array(0);
     writeFileSync(path.join(dir, WEIGHTS_FILE), weights);
     const modelJson = {
@@ -137,7 +154,9 @@ function fileSaveHandler(tf: Tf, dir: string): import('@tensorflow/tfjs').io.IOH
       weightsManifest: [{ paths: [WEIGHTS_FILE], weights: artifacts.weightSpecs ?? [] }],
     };
     writeFileSync(path.join(dir, MODEL_FILE), `${JSON.stringify(modelJson)}\n`);
-    return { modelArtifactsInfo: { dateSaved: new Date(0), modelTopologyType: 'JSON', weightDataBytes: weights.byteLength } };
+    return {
+      modelArtifactsInfo: { dateSaved: new Date(0), modelTopologyType: 'JSON', weightDataBytes: weights.byteLength },
+    };
   });
 }
 
@@ -147,7 +166,11 @@ function fileLoadHandler(tf: Tf, dir: string): import('@tensorflow/tfjs').io.IOH
 
 function readModelArtifacts(dir: string): ModelArtifacts {
   const file = path.join(dir, MODEL_FILE);
-  let json: { modelTopology?: unknown; weightsManifest?: Array<{ paths: string[]; weights: unknown[] }>; format?: string };
+  let json: {
+    modelTopology?: unknown;
+    weightsManifest?: Array<{ paths: string[]; weights: unknown[] }>;
+    format?: string;
+  };
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
@@ -159,7 +182,8 @@ function readModelArtifacts(dir: string): ModelArtifacts {
   const specs: unknown[] = [];
   for (const g of groups) {
     for (const p of g.paths) {
-      if (p.includes('/') || p.includes('\\') || p.startsWith('.')) throw modelError(dir, `weights path ${p} leaves the model folder`);
+      if (p.includes('/') || p.includes('\\') || p.startsWith('.'))
+        throw modelError(dir, `weights path ${p} leaves the model folder`);
       try {
         buffers.push(readFileSync(path.join(dir, p)));
       } catch (err) {
@@ -223,7 +247,10 @@ export async function loadModelArtefact(dir: string, options: LoadModelOptions =
   if (!existsSync(weightsFile)) throw modelError(dir, `${WEIGHTS_FILE} not found`);
   const digest = sha256Hex(readFileSync(weightsFile));
   if (manifest.training?.weightsDigest && digest !== manifest.training.weightsDigest) {
-    throw modelError(dir, `${WEIGHTS_FILE} digest ${digest} does not match the manifest's ${manifest.training.weightsDigest}`);
+    throw modelError(
+      dir,
+      `${WEIGHTS_FILE} digest ${digest} does not match the manifest's ${manifest.training.weightsDigest}`,
+    );
   }
   const { tf, backend } = await loadTf({ logger });
   let model: LayersModel;
@@ -238,7 +265,10 @@ export async function loadModelArtefact(dir: string, options: LoadModelOptions =
   const n = manifest.features.length;
   if (inShape[1] !== n || outShape[1] !== n) {
     model.dispose();
-    throw modelError(dir, `network maps ${inShape[1]} inputs to ${outShape[1]} outputs, the manifest lists ${n} features`);
+    throw modelError(
+      dir,
+      `network maps ${inShape[1]} inputs to ${outShape[1]} outputs, the manifest lists ${n} features`,
+    );
   }
   logger.info({ dir, scorer: manifest.scorer, backend, dataDigest: manifest.training.dataDigest }, 'model loaded');
   return { dir, manifest, model, tf, backend };

@@ -61,15 +61,19 @@ export function evaluateScores(
   for (const s of scores) {
     if (!s.observed || !s.up) continue;
     let list = byNode.get(s.nodeId);
-    if (!list) byNode.set(s.nodeId, (list = []));
+    if (!list) {
+      list = [];
+      byNode.set(s.nodeId, list);
+    }
     list.push(s);
   }
   for (const list of byNode.values()) list.sort((a, b) => a.ts - b.ts);
   const predictable = labels.filter((l) => l.predictable);
   const byMode: EvaluationFigures['byMode'] = {};
   for (const l of predictable) {
-    const m = (byMode[l.mode] ??= { incidents: 0, detectedAtHeadline: 0 });
+    const m = byMode[l.mode] ?? { incidents: 0, detectedAtHeadline: 0 };
     m.incidents++;
+    byMode[l.mode] = m;
   }
 
   const sweep = thresholds.map((threshold, ti) => {
@@ -77,7 +81,9 @@ export function evaluateScores(
     const leadsFast: number[] = [];
     let detected = 0;
     for (const l of predictable) {
-      const first = (byNode.get(l.nodeId) ?? []).find((s) => s.ts > l.onsetAt && s.ts <= l.crashAt && s.risk >= threshold);
+      const first = (byNode.get(l.nodeId) ?? []).find(
+        (s) => s.ts > l.onsetAt && s.ts <= l.crashAt && s.risk >= threshold,
+      );
       if (!first) continue;
       detected++;
       if (ti === 0) byMode[l.mode]!.detectedAtHeadline++;

@@ -57,7 +57,13 @@ export function buildCalibration(healthyErrors: ArrayLike<number>, options: Cali
   const median = Math.max(quantile(sorted, 0.5), TINY);
   const span = Math.log(threshold) - Math.log(median);
   const steepness = span > 0.05 ? Math.log((1 - baseRisk) / baseRisk) / span : 20;
-  return { p: TABLE_P, error, threshold, steepness, thresholdSource: { healthyQuantile: q, healthyError, falseDrainError, margin } };
+  return {
+    p: TABLE_P,
+    error,
+    threshold,
+    steepness,
+    thresholdSource: { healthyQuantile: q, healthyError, falseDrainError, margin },
+  };
 }
 
 /** Risk of one error; 0 for a non-finite error (no evidence), never NaN. */
@@ -89,7 +95,8 @@ export function calibrationProblem(c: unknown): string | null {
     return 'calibration table malformed';
   for (let i = 0; i < cal.p.length; i++) {
     if (!Number.isFinite(cal.p[i]) || !Number.isFinite(cal.error[i])) return 'calibration table not finite';
-    if (i > 0 && (cal.p[i]! < cal.p[i - 1]! || cal.error[i]! < cal.error[i - 1]!)) return 'calibration table not ascending';
+    if (i > 0 && (cal.p[i]! < cal.p[i - 1]! || cal.error[i]! < cal.error[i - 1]!))
+      return 'calibration table not ascending';
   }
   if (!(typeof cal.threshold === 'number' && cal.threshold > 0 && Number.isFinite(cal.threshold)))
     return 'calibration threshold must be a positive number';

@@ -1,5 +1,5 @@
-import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import { ForesightError } from '../errors.js';
 import { openLines } from './csv/input.js';
 import { type CsvRecord, RecordAssembler } from './csv/rfc4180.js';
@@ -116,11 +116,14 @@ interface Header {
 function readHeader(rec: CsvRecord, file: string): Header {
   const names = rec.fields.map((f, i) => (i === 0 ? f.replace(/^\uFEFF/, '') : f).trim());
   if (names.length < 2) {
-    throw inputError(`${file} line ${rec.line}: the header needs a timestamp column and at least one value column`, { line: rec.line });
+    throw inputError(`${file} line ${rec.line}: the header needs a timestamp column and at least one value column`, {
+      line: rec.line,
+    });
   }
   const seen = new Set<string>();
   for (const n of names) {
-    if (seen.has(n)) throw inputError(`${file} line ${rec.line}: column "${n}" appears twice in the header`, { line: rec.line });
+    if (seen.has(n))
+      throw inputError(`${file} line ${rec.line}: column "${n}" appears twice in the header`, { line: rec.line });
     seen.add(n);
   }
   let tsIndex = names.findIndex((n) => TIMESTAMP_NAMES.test(n));
@@ -237,8 +240,10 @@ class RowScorer {
     if (ts === null) {
       this.note(rec.line, 'bad_timestamp', `timestamp "${tsText.slice(0, 40)}" is neither ISO 8601 nor epoch s/ms`);
     } else if (this.lastTs !== null) {
-      if (ts === this.lastTs) this.note(rec.line, 'duplicate_timestamp', `timestamp ${tsText} repeats the previous row's`);
-      else if (ts < this.lastTs) this.note(rec.line, 'unordered_timestamp', `timestamp ${tsText} is earlier than the previous row's`);
+      if (ts === this.lastTs)
+        this.note(rec.line, 'duplicate_timestamp', `timestamp ${tsText} repeats the previous row's`);
+      else if (ts < this.lastTs)
+        this.note(rec.line, 'unordered_timestamp', `timestamp ${tsText} is earlier than the previous row's`);
     }
     if (ts !== null && (this.lastTs === null || ts > this.lastTs)) this.lastTs = ts;
     const values = h.valueIndex.map((fi, j) => {
@@ -304,13 +309,18 @@ function resolveOptions(o: CsvScoreOptions): Required<CsvScoreOptions> {
     maxNotes: o.maxNotes ?? 20,
   };
   if (!(Number.isInteger(r.warmupRows) && r.warmupRows >= 1)) throw inputError('warmupRows must be an integer >= 1');
-  if (!(Number.isInteger(r.windowRows) && r.windowRows >= r.warmupRows)) throw inputError('windowRows must be an integer >= warmupRows');
+  if (!(Number.isInteger(r.windowRows) && r.windowRows >= r.warmupRows))
+    throw inputError('windowRows must be an integer >= warmupRows');
   if (!(r.threshold > 0) || !(r.steepness > 0)) throw inputError('threshold and steepness must be positive');
   return r;
 }
 
 /** Reads records (header first) from lines; blank lines are skipped and reported to `onBlank`. */
-async function* records(lines: AsyncIterable<string> | Iterable<string>, onBlank: (line: number) => void, onUnclosed: (line: number) => void) {
+async function* records(
+  lines: AsyncIterable<string> | Iterable<string>,
+  onBlank: (line: number) => void,
+  onUnclosed: (line: number) => void,
+) {
   const asm = new RecordAssembler();
   let lineNo = 0;
   let pendingSince = 0;
@@ -348,7 +358,11 @@ export async function learnBaseline(
   let parser: RowScorer | null = null;
   const columns: number[][] = [];
   const rows: Array<Array<number | null>> = [];
-  for await (const rec of records(lines, () => {}, () => {})) {
+  for await (const rec of records(
+    lines,
+    () => {},
+    () => {},
+  )) {
     if (header === null) {
       header = readHeader(rec, file);
       parser = new RowScorer(header, { ...o, strict: false }, null, file, null);
@@ -364,7 +378,11 @@ export async function learnBaseline(
   if (header === null) throw inputError(`${file}: empty file, a header is required`);
   const baselines = header.valueNames.map((name, j) => {
     const col = columns[j]!;
-    if (col.length < 10) throw inputError(`${file}: column ${name} has only ${col.length} numeric values; at least 10 are needed to learn normal`, { column: name });
+    if (col.length < 10)
+      throw inputError(
+        `${file}: column ${name} has only ${col.length} numeric values; at least 10 are needed to learn normal`,
+        { column: name },
+      );
     const q = new SlidingQuantiles(col.length);
     for (const v of col) q.add(v);
     return baselineOf(q);
@@ -380,7 +398,8 @@ export async function learnBaseline(
     evidence.push(best);
   }
   evidence.sort((a, b) => a - b);
-  const q999 = evidence.length > 0 ? evidence[Math.min(evidence.length - 1, Math.floor(0.999 * (evidence.length - 1)))]! : 0;
+  const q999 =
+    evidence.length > 0 ? evidence[Math.min(evidence.length - 1, Math.floor(0.999 * (evidence.length - 1)))]! : 0;
   return { valueNames: header.valueNames, baselines, threshold: Math.max(o.threshold, q999), rows: rows.length };
 }
 
@@ -467,9 +486,16 @@ export async function scoreCsvText(
     if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
     return lines;
   };
-  const trained = options.trainText !== undefined ? await learnBaseline(split(options.trainText), 'train', options) : null;
+  const trained =
+    options.trainText !== undefined ? await learnBaseline(split(options.trainText), 'train', options) : null;
   const out: string[] = [];
-  const summary = await scoreCsvLines({ lines: split(text), write: (l) => void out.push(l), trained, trainFile: 'train', options });
+  const summary = await scoreCsvLines({
+    lines: split(text),
+    write: (l) => void out.push(l),
+    trained,
+    trainFile: 'train',
+    options,
+  });
   return { output: out.length > 0 ? `${out.join('\n')}\n` : '', summary };
 }
 

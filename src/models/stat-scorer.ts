@@ -1,6 +1,6 @@
 import { ForesightError } from '../errors.js';
-import type { FeatureVector, NodeScore, ScoreContribution } from '../messages.js';
 import { Z_SIGNALS } from '../features/names.js';
+import type { FeatureVector, NodeScore, ScoreContribution } from '../messages.js';
 import { activeCallsOf, isUp, type Scorer, unobservedScore } from './scorer.js';
 import { DEFAULT_TREND_LIMITS, forecastExhaustion, type TrendLimits } from './trend.js';
 
@@ -55,7 +55,7 @@ function finite(x: unknown): number {
 }
 
 function clamp(x: number, lo: number, hi: number): number {
-  return x < lo ? lo : x > hi ? hi : x;
+  return Math.min(hi, Math.max(lo, x));
 }
 
 /**
@@ -87,9 +87,16 @@ export class StatScorer implements Scorer {
     this.zThreshold = options.zThreshold ?? 3;
     this.bias = options.bias ?? -4;
     this.explainTop = options.explainTop ?? 5;
-    for (const [key, v] of Object.entries({ ...this.limits, horizonS: this.horizonS, maxTimeToFailureS: this.maxTtfS })) {
+    for (const [key, v] of Object.entries({
+      ...this.limits,
+      horizonS: this.horizonS,
+      maxTimeToFailureS: this.maxTtfS,
+    })) {
       if (!(Number.isFinite(v) && v > 0)) {
-        throw new ForesightError('FORESIGHT_ERR_CONFIG', `stat scorer option ${key} must be a positive number, got ${v}`);
+        throw new ForesightError(
+          'FORESIGHT_ERR_CONFIG',
+          `stat scorer option ${key} must be a positive number, got ${v}`,
+        );
       }
     }
     if (!Number.isFinite(this.bias) || !Number.isFinite(this.zThreshold)) {

@@ -25,7 +25,7 @@ function finite(x: unknown): number {
 }
 
 function clamp(x: number, lo: number, hi: number): number {
-  return x < lo ? lo : x > hi ? hi : x;
+  return Math.min(Math.max(x, lo), hi);
 }
 
 /**
@@ -143,11 +143,16 @@ export class TfjsScorer implements Scorer {
       const gate = peersOk ? clamp((finite(f[`z.peer.${fc.peerSignal}`]) - 2) / 2, 0, 1) : 1;
       if (gate <= 0) continue;
       timeToFailureS = timeToFailureS === null ? fc.timeToLimitS : Math.min(timeToFailureS, fc.timeToLimitS);
-      const gain = gate * TREND_GAIN * clamp(Math.log(this.trendStartS / Math.max(fc.timeToLimitS, 1)), 0, TREND_CAP / TREND_GAIN);
+      const gain =
+        gate * TREND_GAIN * clamp(Math.log(this.trendStartS / Math.max(fc.timeToLimitS, 1)), 0, TREND_CAP / TREND_GAIN);
       if (gain <= 0) continue;
       const logit = TREND_BIAS + gain;
       if (logit > trendLogit) trendLogit = logit;
-      contributions.push({ feature: `forecast.${fc.kind}_s`, weight: 1 / (1 + Math.exp(-logit)), value: fc.timeToLimitS });
+      contributions.push({
+        feature: `forecast.${fc.kind}_s`,
+        weight: 1 / (1 + Math.exp(-logit)),
+        value: fc.timeToLimitS,
+      });
     }
     const trend = trendLogit === Number.NEGATIVE_INFINITY ? 0 : 1 / (1 + Math.exp(-trendLogit));
     const risk = 1 - (1 - anomaly) * (1 - trend);

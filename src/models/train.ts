@@ -115,7 +115,10 @@ function bySpanNode(spans: readonly NodeSpan[]): Map<string, NodeSpan[]> {
   const m = new Map<string, NodeSpan[]>();
   for (const s of spans) {
     let l = m.get(s.nodeId);
-    if (!l) m.set(s.nodeId, (l = []));
+    if (!l) {
+      l = [];
+      m.set(s.nodeId, l);
+    }
     l.push(s);
   }
   return m;
@@ -210,10 +213,16 @@ export class WindowCollector {
     }
     const pick = (idx: number[]) => {
       const out = new Float64Array(idx.length * cols);
-      idx.forEach((r, i) => out.set(all.subarray(r * cols, (r + 1) * cols), i * cols));
+      idx.forEach((r, i) => {
+        out.set(all.subarray(r * cols, (r + 1) * cols), i * cols);
+      });
       return out;
     };
-    return { healthy: pick(healthy), falseDrain: pick(falseDrain), excluded: this.nodeOf.length - healthy.length + this.down };
+    return {
+      healthy: pick(healthy),
+      falseDrain: pick(falseDrain),
+      excluded: this.nodeOf.length - healthy.length + this.down,
+    };
   }
 
   private take(vectors: FeatureVector[]): void {
@@ -244,7 +253,10 @@ const keyIdsOf = new WeakMap<Hash, Map<string, number>>();
  */
 export function hashSamples(hash: Hash, samples: readonly TelemetrySample[]): void {
   let keyIds = keyIdsOf.get(hash);
-  if (!keyIds) keyIdsOf.set(hash, (keyIds = new Map()));
+  if (!keyIds) {
+    keyIds = new Map();
+    keyIdsOf.set(hash, keyIds);
+  }
   const buf = new Float64Array(samples.length * 3);
   for (let i = 0; i < samples.length; i++) {
     const s = samples[i]!;
@@ -316,14 +328,16 @@ export interface TrainedModel {
   scorer: TfjsScorer;
 }
 
-export const DEFAULT_TRAIN_SPEC: Omit<TrainSpec, "shuffleSeed"> = { epochs: 20, batchSize: 256, learningRate: 0.003 };
+export const DEFAULT_TRAIN_SPEC: Omit<TrainSpec, 'shuffleSeed'> = { epochs: 20, batchSize: 256, learningRate: 0.003 };
 
 function subsample(rows: Float64Array, cols: number, max: number, seed: number): Float64Array {
   const n = rows.length / cols;
   if (n <= max) return rows;
   const keep = Array.from(permutation(n, seededRandom(seed)).subarray(0, max)).sort((a, b) => a - b);
   const out = new Float64Array(max * cols);
-  keep.forEach((r, i) => out.set(rows.subarray(r * cols, (r + 1) * cols), i * cols));
+  keep.forEach((r, i) => {
+    out.set(rows.subarray(r * cols, (r + 1) * cols), i * cols);
+  });
   return out;
 }
 
@@ -337,7 +351,10 @@ export async function trainModel(input: TrainModelInput): Promise<TrainedModel> 
     throw new ForesightError('FORESIGHT_ERR_INPUT', `only ${nTrain} healthy windows to train on; need at least 50`);
   }
   if (nCal < 20) {
-    throw new ForesightError('FORESIGHT_ERR_INPUT', `only ${nCal} held-out healthy windows to calibrate on; need at least 20`);
+    throw new ForesightError(
+      'FORESIGHT_ERR_INPUT',
+      `only ${nCal} held-out healthy windows to calibrate on; need at least 20`,
+    );
   }
   const { tf, backend } = await loadTf({ logger });
   const spec: TrainSpec = { ...DEFAULT_TRAIN_SPEC, ...input.spec, shuffleSeed: input.shuffleSeed };
@@ -350,12 +367,21 @@ export async function trainModel(input: TrainModelInput): Promise<TrainedModel> 
   logger.info({ rows: x.length / cols, backend, epochs: spec.epochs }, 'training autoencoder');
   const losses = await trainAutoencoder(tf, model, x, cols, spec, (e, loss) => input.onEpoch?.(e, spec.epochs, loss));
 
-  const calErrors = rowMeans(reconstructionErrorsBatched(tf, model, normaliseRows(normalisation, input.calibration, cols), cols), cols);
+  const calErrors = rowMeans(
+    reconstructionErrorsBatched(tf, model, normaliseRows(normalisation, input.calibration, cols), cols),
+    cols,
+  );
   let falseErrors: Float64Array | undefined;
   if (input.falseDrain && input.falseDrain.length > 0) {
-    falseErrors = rowMeans(reconstructionErrorsBatched(tf, model, normaliseRows(normalisation, input.falseDrain, cols), cols), cols);
+    falseErrors = rowMeans(
+      reconstructionErrorsBatched(tf, model, normaliseRows(normalisation, input.falseDrain, cols), cols),
+      cols,
+    );
   }
-  const calibration = buildCalibration(calErrors, { ...input.calibrationOptions, ...(falseErrors ? { falseDrainErrors: falseErrors } : {}) });
+  const calibration = buildCalibration(calErrors, {
+    ...input.calibrationOptions,
+    ...(falseErrors ? { falseDrainErrors: falseErrors } : {}),
+  });
   const manifest: ModelManifest = {
     format: MANIFEST_FORMAT,
     scorer: AUTOENCODER_SCORER,
@@ -390,15 +416,24 @@ export async function trainModel(input: TrainModelInput): Promise<TrainedModel> 
 }
 
 /** Splits rows into a training part and a held-out calibration part: every `k`-th block of `block` rows is held out. */
-export function splitHeldOut(rows: Float64Array, cols: number, k = 5, block = 360): { train: Float64Array; held: Float64Array } {
+export function splitHeldOut(
+  rows: Float64Array,
+  cols: number,
+  k = 5,
+  block = 360,
+): { train: Float64Array; held: Float64Array } {
   const n = rows.length / cols;
+  // Small inputs get smaller blocks, so that every part of the data is represented in both.
+  const b = Math.max(1, Math.min(block, Math.floor(n / (k * 4))));
   const train: number[] = [];
   const held: number[] = [];
-  for (let r = 0; r < n; r++) (Math.floor(r / block) % k === k - 1 ? held : train).push(r);
+  for (let r = 0; r < n; r++) (Math.floor(r / b) % k === k - 1 ? held : train).push(r);
   if (held.length === 0 && n > 1) held.push(train.pop()!);
   const pick = (idx: number[]) => {
     const out = new Float64Array(idx.length * cols);
-    idx.forEach((r, i) => out.set(rows.subarray(r * cols, (r + 1) * cols), i * cols));
+    idx.forEach((r, i) => {
+      out.set(rows.subarray(r * cols, (r + 1) * cols), i * cols);
+    });
     return out;
   };
   return { train: pick(train), held: pick(held) };

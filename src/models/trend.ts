@@ -13,7 +13,7 @@ export interface TrendLimits {
 }
 
 export const DEFAULT_TREND_LIMITS: Readonly<TrendLimits> = Object.freeze({
-  memoryLimitMb: 4096,
+  memoryLimitMb: 2048,
   queueLimit: 500,
   dbQueryLimitMs: 1000,
   inviteSetupLimitMs: 3000,

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TelemetrySample } from '../../src/messages.js';
 import type { Bus, DeliveredRecord, Subscription } from '../../src/bus/port.js';
+import type { TelemetrySample } from '../../src/messages.js';
 
 /**
  * Behaviour every Bus adapter must share, registered as vitest tests. The same suite runs against the in-process
@@ -25,7 +25,11 @@ export function sample(nodeId: string, ts: number, value = ts): TelemetrySample 
   return { nodeId, ts, metric: 'channels.active', value, source: 'sim' };
 }
 
-export async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+export async function waitFor(
+  what: string,
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

@@ -7,8 +7,14 @@ import { KafkajsBus } from '../../src/bus/kafka-kafkajs.js';
 import { PlatformaticBus } from '../../src/bus/kafka-platformatic.js';
 
 const [client = 'kafkajs', brokers = '', prefix = '', groupId = '', session = '6000'] = process.argv.slice(2);
-const say = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ ...event, at: Date.now() })}\n`);
-const options = { brokers: brokers.split(','), topicPrefix: prefix, sessionTimeoutMs: Number(session), heartbeatIntervalMs: 500 };
+const say = (event: Record<string, unknown>) =>
+  process.stdout.write(`${JSON.stringify({ ...event, at: Date.now() })}\n`);
+const options = {
+  brokers: brokers.split(','),
+  topicPrefix: prefix,
+  sessionTimeoutMs: Number(session),
+  heartbeatIntervalMs: 500,
+};
 const bus = client === 'platformatic' ? new PlatformaticBus(options) : new KafkajsBus(options);
 
 await bus.subscribe(

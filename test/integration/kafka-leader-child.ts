@@ -11,7 +11,8 @@ import { KafkajsBus } from '../../src/bus/kafka-kafkajs.js';
 import { KafkaLeaderElection } from '../../src/bus/leader.js';
 
 const [brokers = '', prefix = '', replicaId = '', executionsFile = ''] = process.argv.slice(2);
-const say = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ ...event, replicaId, at: Date.now() })}\n`);
+const say = (event: Record<string, unknown>) =>
+  process.stdout.write(`${JSON.stringify({ ...event, replicaId, at: Date.now() })}\n`);
 
 const bus = new KafkajsBus({ brokers: brokers.split(','), topicPrefix: prefix, sessionTimeoutMs: 6_000 });
 const pending = new Map<string, string>(); // decisionId -> nodeId

@@ -6,7 +6,14 @@ import { KafkajsBus } from '../../src/bus/kafka-kafkajs.js';
 import { KafkaLeaderElection } from '../../src/bus/leader.js';
 import type { NodeScore } from '../../src/messages.js';
 import { waitFor } from '../helpers/bus-conformance.js';
-import { type Child, type ChildLine, KAFKA_BROKERS, kafkaService, spawnTsChild, uniquePrefix } from './kafka-support.js';
+import {
+  type Child,
+  type ChildLine,
+  KAFKA_BROKERS,
+  kafkaService,
+  spawnTsChild,
+  uniquePrefix,
+} from './kafka-support.js';
 
 const SESSION_TIMEOUT_MS = 6_000;
 
@@ -67,7 +74,10 @@ describe('leadership through a Kafka control topic', () => {
       });
     const a = make('a');
     const b = make('b');
-    cleanups.push(() => a.stop(), () => b.stop());
+    cleanups.push(
+      () => a.stop(),
+      () => b.stop(),
+    );
     await a.start();
     await a.waitForLeadership(20_000);
     await b.start();
@@ -105,7 +115,11 @@ describe('leadership through a Kafka control topic', () => {
     await waitFor('a single leader', () => currentLeaders().length === 1, 30_000);
 
     await bus.publish('scores', [score('ast1', 1_000)]);
-    await waitFor('the first drain', () => all().some((l) => l.event === 'drained' && l.decisionId === 'drain-ast1-1000'), 30_000);
+    await waitFor(
+      'the first drain',
+      () => all().some((l) => l.event === 'drained' && l.decisionId === 'drain-ast1-1000'),
+      30_000,
+    );
     const first = currentLeaders()[0] ?? '';
     const survivor = first === 'r1' ? 'r2' : 'r1';
 
@@ -113,11 +127,18 @@ describe('leadership through a Kafka control topic', () => {
     replicas.get(first)?.kill();
     await replicas.get(first)?.exited;
     await waitFor('the standby to lead', () => currentLeaders().includes(survivor), SESSION_TIMEOUT_MS + 10_000);
-    const tookOverAt = all().filter((l) => l.replicaId === survivor && l.event === 'leader' && l.leader).at(-1)?.at ?? 0;
+    const tookOverAt =
+      all()
+        .filter((l) => l.replicaId === survivor && l.event === 'leader' && l.leader)
+        .at(-1)?.at ?? 0;
     expect(tookOverAt - killedAt).toBeLessThan(SESSION_TIMEOUT_MS + 5_000);
 
     await bus.publish('scores', [score('ast2', 2_000)]);
-    await waitFor('the second drain', () => all().some((l) => l.event === 'drained' && l.decisionId === 'drain-ast2-2000'), 30_000);
+    await waitFor(
+      'the second drain',
+      () => all().some((l) => l.event === 'drained' && l.decisionId === 'drain-ast2-2000'),
+      30_000,
+    );
     // Give a wrongly re-executed first drain a chance to show up.
     await new Promise((r) => setTimeout(r, 1_000));
 

@@ -50,7 +50,13 @@ describe.each(Object.keys(CLIENTS) as (keyof typeof CLIENTS)[])('kafka bus over 
     await bus.ensureTopics();
     const nodes = ['ast1', 'ast2', 'ast3'];
     const sent: TelemetrySample[] = nodes.flatMap((nodeId) =>
-      [1, 2, 3, 4].map((i) => ({ nodeId, ts: 1_000 * i, metric: 'host.memory_rss_mb' as const, value: 100 * i, source: 'host' as const })),
+      [1, 2, 3, 4].map((i) => ({
+        nodeId,
+        ts: 1_000 * i,
+        metric: 'host.memory_rss_mb' as const,
+        value: 100 * i,
+        source: 'host' as const,
+      })),
     );
     // A stand-in for the feature and scoring stages: one score per node once its four samples arrived.
     const byNode = new Map<string, TelemetrySample[]>();
@@ -166,7 +172,13 @@ describe.each(Object.keys(CLIENTS) as (keyof typeof CLIENTS)[])('kafka bus over 
     const group = `${prefix}-g`;
     const bus = open(prefix);
     await bus.ensureTopics();
-    const child = spawnTsChild('./kafka-consumer-child.ts', [client, KAFKA_BROKERS.join(','), prefix, group, String(SESSION_TIMEOUT_MS)]);
+    const child = spawnTsChild('./kafka-consumer-child.ts', [
+      client,
+      KAFKA_BROKERS.join(','),
+      prefix,
+      group,
+      String(SESSION_TIMEOUT_MS),
+    ]);
     children.push(child);
     await waitFor('the child to join', () => child.lines.some((l) => l.event === 'ready'), 30_000);
     let mine: number[] = [];
@@ -199,7 +211,10 @@ describe.each(Object.keys(CLIENTS) as (keyof typeof CLIENTS)[])('kafka bus over 
     assignedAllAt = 0;
 
     const keys = Array.from({ length: 24 }, (_, i) => `node-${i}`);
-    await bus.publish('telemetry', keys.map((key) => ({ key, value: sample(key, 1) })));
+    await bus.publish(
+      'telemetry',
+      keys.map((key) => ({ key, value: sample(key, 1) })),
+    );
     const childGot = (): Set<string> =>
       new Set(child.lines.filter((l) => l.event === 'got').flatMap((l) => l.keys as string[]));
     await waitFor('both members to consume', () => received.size + childGot().size >= keys.length, 30_000);
@@ -213,7 +228,10 @@ describe.each(Object.keys(CLIENTS) as (keyof typeof CLIENTS)[])('kafka bus over 
     const killedAt = Date.now();
     child.kill();
     await child.exited;
-    await bus.publish('telemetry', keys.map((key) => ({ key, value: sample(key, 2) })));
+    await bus.publish(
+      'telemetry',
+      keys.map((key) => ({ key, value: sample(key, 2) })),
+    );
     await waitFor('the survivor to take every partition', () => assignedAllAt > 0, 30_000);
     await waitFor('every key of round two', () => keys.every((k) => received.has(`${k}:2`)), 30_000);
     // One session timeout for the coordinator to notice, plus the rejoin.
@@ -233,12 +251,20 @@ describe.each(Object.keys(CLIENTS) as (keyof typeof CLIENTS)[])('kafka bus over 
       ['value must be a finite number', Buffer.from(JSON.stringify({ ...sample('ast9', 3), value: null }))],
       ['exceeds 4096', Buffer.from(JSON.stringify({ ...sample('ast9', 4), pad: 'x'.repeat(8000) }))],
     ];
+    // A pack of three samples with a bad one in the middle: only that one is dead-lettered.
+    const pack = Buffer.from(
+      JSON.stringify([sample('ast9', 6), { ...sample('ast9', 0), source: 'snmp' }, sample('ast9', 7)]),
+    );
     // Raw bytes, straight to the topic: the bus's own producer would refuse to encode these.
     const raw = new Kafka({ clientId: 'poison-writer', brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }).producer();
     await raw.connect();
     await raw.send({
       topic,
-      messages: [good(1), ...poison.map(([, b]) => b), good(5)].map((value) => ({ key: 'ast9', value, partition })),
+      messages: [good(1), ...poison.map(([, b]) => b), good(5), pack].map((value) => ({
+        key: 'ast9',
+        value,
+        partition,
+      })),
     });
     await raw.disconnect();
 
@@ -256,9 +282,11 @@ describe.each(Object.keys(CLIENTS) as (keyof typeof CLIENTS)[])('kafka bus over 
         fromBeginning: true,
       }),
     );
-    await waitFor('the dead letters', () => letters.length >= poison.length && handled.length >= 2, 30_000);
-    expect(handled).toEqual([1, 5]);
-    expect(letters.map((l) => l.offset)).toEqual(['1', '2', '3', '4']);
+    await waitFor('the dead letters', () => letters.length >= poison.length + 1 && handled.length >= 4, 30_000);
+    expect(handled).toEqual([1, 5, 6, 7]);
+    expect(letters.map((l) => l.offset)).toEqual(['1', '2', '3', '4', '6']);
+    expect(letters[4]?.reason).toContain('pack element 1: unknown source');
+    expect(JSON.parse(letters[4]?.payload ?? 'null')).toMatchObject({ source: 'snmp' });
     for (const [i, [reason]] of poison.entries()) {
       const letter = letters[i];
       expect(letter?.code).toBe('FORESIGHT_ERR_BAD_MESSAGE');

@@ -66,7 +66,12 @@ describe('npm pack', () => {
       path.join(project, 'package.json'),
       JSON.stringify({ name: 'foresight-consumer', version: '1.0.0', private: true }),
     );
-    await sh('npm', ['install', tarball, '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], project);
+    await sh(
+      'npm',
+      ['install', tarball, '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'],
+      project,
+      540_000,
+    );
     binary = path.join(project, 'node_modules/.bin/foresight');
     expect(existsSync(binary)).toBe(true);
     // better-sqlite3's install script must have run, or the store fails at first use.
@@ -97,6 +102,13 @@ describe('npm pack', () => {
     expect(effective.mode).toBe('sidecar');
     expect(effective.nodes.map((n) => n.id)).toEqual(['ast1', 'ast2']);
     expect(effective.api.port).toBe(8080);
+    // An inline secret (allowed for local tests) must never be echoed back.
+    const withSecret = JSON.parse(readFileSync(example, 'utf8')) as { api: { tokens: { token: unknown }[] } };
+    withSecret.api.tokens[0]!.token = { value: 'pack-test-s3cret-value' };
+    const secretFile = path.join(work, 'with-secret.json');
+    writeFileSync(secretFile, JSON.stringify(withSecret));
+    const redacted = await sh(binary, ['check-config', secretFile], project, 60_000);
+    expect(redacted.stdout).not.toContain('pack-test-s3cret-value');
     const defaults = await sh(binary, ['check-config'], project, 60_000);
     expect((JSON.parse(defaults.stdout) as { mode: string }).mode).toBe('embedded');
   });

@@ -127,7 +127,9 @@ describe('bus codec', () => {
   it('refuses to encode a NaN reading or an oversized message', () => {
     expect(() => encode('telemetry', { ...valid.telemetry, value: Number.NaN })).toThrow(/value must be a finite/);
     expect(() => encode('telemetry', { ...valid.telemetry, value: Number.POSITIVE_INFINITY })).toThrow(ForesightError);
-    expect(() => encode('actions', { ...valid.actions, details: { blob: 'x'.repeat(4000) } }, 1024)).toThrow(/exceeds 1024/);
+    expect(() => encode('actions', { ...valid.actions, details: { blob: 'x'.repeat(4000) } }, 1024)).toThrow(
+      /exceeds 1024/,
+    );
   });
 
   it('never throws on arbitrary bytes and accepts only valid messages', () => {

@@ -5,8 +5,14 @@ import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ForesightError } from '../../src/errors.js';
-import { parseTimestamp, SCORE_COLUMN, scoreCsvFile, scoreCsvText, SlidingQuantiles } from '../../src/models/csv-score.js';
 import { formatRecord, parseRecord, RecordAssembler } from '../../src/models/csv/rfc4180.js';
+import {
+  parseTimestamp,
+  SCORE_COLUMN,
+  SlidingQuantiles,
+  scoreCsvFile,
+  scoreCsvText,
+} from '../../src/models/csv-score.js';
 
 const FIXTURES = path.join(import.meta.dirname, '../fixtures/csv');
 
@@ -21,7 +27,7 @@ function scoresOf(output: string): number[] {
 }
 
 describe('RFC 4180 reader', () => {
-  const field = fc.string({ unit: fc.constantFrom('a', 'b', ',', '"', '\n', ' ', '1', 'é') , maxLength: 8 });
+  const field = fc.string({ unit: fc.constantFrom('a', 'b', ',', '"', '\n', ' ', '1', 'é'), maxLength: 8 });
   it('parses what it formats, quoted fields and embedded newlines included', () => {
     fc.assert(
       fc.property(fc.array(field, { minLength: 1, maxLength: 6 }), (fields) => {
@@ -43,13 +49,17 @@ describe('RFC 4180 reader', () => {
 describe('SlidingQuantiles', () => {
   it('matches a sort of the last values', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: -50, max: 50 }), { minLength: 1, maxLength: 60 }), fc.integer({ min: 1, max: 10 }), (xs, cap) => {
-        const q = new SlidingQuantiles(cap);
-        for (const x of xs) q.add(x);
-        const last = xs.slice(-cap).sort((a, b) => a - b);
-        expect(q.quantile(0)).toBe(last[0]);
-        expect(q.quantile(1)).toBe(last[last.length - 1]);
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: -50, max: 50 }), { minLength: 1, maxLength: 60 }),
+        fc.integer({ min: 1, max: 10 }),
+        (xs, cap) => {
+          const q = new SlidingQuantiles(cap);
+          for (const x of xs) q.add(x);
+          const last = xs.slice(-cap).sort((a, b) => a - b);
+          expect(q.quantile(0)).toBe(last[0]);
+          expect(q.quantile(1)).toBe(last[last.length - 1]);
+        },
+      ),
     );
   });
 });
@@ -92,7 +102,10 @@ describe('csv score', () => {
     const outLines = output.trimEnd().split('\n');
     expect(outLines[0]).toBe(`timestamp,cpu,"mem, MiB",note,${SCORE_COLUMN}`);
     // Every record is echoed unchanged (the two-line quoted one too), the blank line is dropped.
-    const inputRecords = text.trimEnd().split('\n').filter((l) => l !== '');
+    const inputRecords = text
+      .trimEnd()
+      .split('\n')
+      .filter((l) => l !== '');
     expect(outLines.slice(1).map((l) => l.replace(/,[0-9.e-]+$/, ''))).toEqual(inputRecords.slice(1));
     expect(summary.rows).toBe(6);
     expect(summary.notes.non_numeric).toBeGreaterThan(0);

@@ -77,42 +77,47 @@ const sampleArb = fc.record({
 describe('FeatureExtractor window aggregation', () => {
   it('matches a naive reference on random streams, out of order within the lateness', () => {
     fc.assert(
-      fc.property(fc.array(sampleArb, { minLength: 1, maxLength: 300, size: 'max' }), fc.integer({ min: 1, max: 50 }), (raw, batch) => {
-        // Arrival order = event time + a delay below the lateness: every sample must still find its window open.
-        const arrivals: TelemetrySample[] = raw
-          .map((r, i) => ({ r, i, key: r.offset + r.delay }))
-          .sort((a, b) => a.key - b.key || a.i - b.i)
-          .map(({ r }) => ({ nodeId: r.nodeId, ts: T0 + r.offset, metric: r.metric, value: r.value, source: 'sim' }));
-        const fx = new FeatureExtractor({ nodes: [...NODES, 'silent'].map((nodeId) => ({ nodeId })) });
-        const vectors: FeatureVector[] = [];
-        for (let i = 0; i < arrivals.length; i += batch) vectors.push(...fx.ingest(arrivals.slice(i, i + batch)));
-        vectors.push(...fx.advance(T0 + 200_000));
-        expect(fx.stats().accepted).toBe(arrivals.length);
+      fc.property(
+        fc.array(sampleArb, { minLength: 1, maxLength: 300, size: 'max' }),
+        fc.integer({ min: 1, max: 50 }),
+        (raw, batch) => {
+          // Arrival order = event time + a delay below the lateness: every sample must still find its window open.
+          const arrivals: TelemetrySample[] = raw
+            .map((r, i) => ({ r, i, key: r.offset + r.delay }))
+            .sort((a, b) => a.key - b.key || a.i - b.i)
+            .map(({ r }) => ({ nodeId: r.nodeId, ts: T0 + r.offset, metric: r.metric, value: r.value, source: 'sim' }));
+          const fx = new FeatureExtractor({ nodes: [...NODES, 'silent'].map((nodeId) => ({ nodeId })) });
+          const vectors: FeatureVector[] = [];
+          for (let i = 0; i < arrivals.length; i += batch) vectors.push(...fx.ingest(arrivals.slice(i, i + batch)));
+          vectors.push(...fx.advance(T0 + 200_000));
+          expect(fx.stats().accepted).toBe(arrivals.length);
 
-        const carries = new Map(NODES.map((n) => [n, new Map<string, number>()]));
-        const seen = new Set<string>();
-        for (const v of vectors) {
-          expect(v.windowEnd - v.windowStart).toBe(W);
-          expect(v.windowStart % W).toBe(0);
-          const key = `${v.nodeId}@${v.windowStart}`;
-          expect(seen.has(key)).toBe(false);
-          seen.add(key);
-          if (v.nodeId === 'silent') {
-            expect(v.observed).toBe(false);
-            continue;
+          const carries = new Map(NODES.map((n) => [n, new Map<string, number>()]));
+          const seen = new Set<string>();
+          for (const v of vectors) {
+            expect(v.windowEnd - v.windowStart).toBe(W);
+            expect(v.windowStart % W).toBe(0);
+            const key = `${v.nodeId}@${v.windowStart}`;
+            expect(seen.has(key)).toBe(false);
+            seen.add(key);
+            if (v.nodeId === 'silent') {
+              expect(v.observed).toBe(false);
+              continue;
+            }
+            const ref = reference(arrivals, v.nodeId, v.windowStart, carries.get(v.nodeId)!);
+            expect(v.sampleCount).toBe(ref.count);
+            expect(v.observed).toBe(ref.count > 0);
+            if (!v.observed) continue;
+            for (const [name, want] of ref.features) {
+              if (!close(v.features[name]!, want))
+                expect({ key, name, got: v.features[name] }).toEqual({ key, name, got: want });
+            }
           }
-          const ref = reference(arrivals, v.nodeId, v.windowStart, carries.get(v.nodeId)!);
-          expect(v.sampleCount).toBe(ref.count);
-          expect(v.observed).toBe(ref.count > 0);
-          if (!v.observed) continue;
-          for (const [name, want] of ref.features) {
-            if (!close(v.features[name]!, want)) expect({ key, name, got: v.features[name] }).toEqual({ key, name, got: want });
-          }
-        }
-        // Every sample landed in exactly one emitted, observed window.
-        for (const s of arrivals) expect(seen.has(`${s.nodeId}@${s.ts - (s.ts % W)}`)).toBe(true);
-      }),
-      { numRuns: 100 },
+          // Every sample landed in exactly one emitted, observed window.
+          for (const s of arrivals) expect(seen.has(`${s.nodeId}@${s.ts - (s.ts % W)}`)).toBe(true);
+        },
+      ),
+      { numRuns: 60 },
     );
   });
 
@@ -150,7 +155,7 @@ describe('FeatureExtractor window aggregation', () => {
               return { nodeId: 'n1', ts: T0 + 10_000_000 + offset, metric: 'calls.started', value: 1, source: 'sim' };
             case 'metric':
               return { nodeId: 'n1', ts, metric: 'calls.bogus', value: 1, source: 'sim' };
-            case 'junk':
+            default:
               return offset % 2 === 0 ? null : { nodeId: 42, ts: 'yesterday' };
           }
         });
@@ -232,13 +237,22 @@ describe('FeatureExtractor vectors', () => {
     for (let t = 0; t < 900; t++) {
       out.push(
         ...fx.ingest([
-          { nodeId: 'm', ts: T0 + t * 1000, metric: 'host.memory_rss_mb', value: 1000 + (perMin * t) / 60, source: 'sim' },
+          {
+            nodeId: 'm',
+            ts: T0 + t * 1000,
+            metric: 'host.memory_rss_mb',
+            value: 1000 + (perMin * t) / 60,
+            source: 'sim',
+          },
         ]),
       );
     }
     const last = out.at(-1)!;
     expect(last.features['slope.memory_rss_mb_per_min']).toBeCloseTo(perMin, 6);
-    expect(last.features['host.memory_rss_mb.last']).toBeCloseTo(1000 + (perMin * (last.windowEnd - 1000 - T0)) / 60_000, 6);
+    expect(last.features['host.memory_rss_mb.last']).toBeCloseTo(
+      1000 + (perMin * (last.windowEnd - 1000 - T0)) / 60_000,
+      6,
+    );
   });
 
   it('peer z discounts a cluster-wide shift but flags a single drifting node', () => {
@@ -261,7 +275,8 @@ describe('FeatureExtractor vectors', () => {
       });
       vectors.push(...fx.ingest(drifted));
     }
-    const at = (nodeId: string, tS: number) => vectors.find((v) => v.nodeId === nodeId && v.windowStart === T0 + tS * 1000)!;
+    const at = (nodeId: string, tS: number) =>
+      vectors.find((v) => v.nodeId === nodeId && v.windowStart === T0 + tS * 1000)!;
     for (const n of nodes) {
       const v = at(n, 950);
       expect(v.features['z.self.invite_setup_p95']).toBeGreaterThan(5);
@@ -280,7 +295,8 @@ describe('FeatureExtractor vectors', () => {
   it('keeps per-node state bounded: a long run keeps emitting the same shape', () => {
     const fx = new FeatureExtractor({ nodes: [{ nodeId: 'a' }, { nodeId: 'b' }, { nodeId: 'c' }] });
     let emitted = 0;
-    for (const tick of syntheticTicks({ nodes: ['a', 'b', 'c'], startMs: T0, durationS: 3000 })) emitted += fx.ingest(tick).length;
+    for (const tick of syntheticTicks({ nodes: ['a', 'b', 'c'], startMs: T0, durationS: 3000 }))
+      emitted += fx.ingest(tick).length;
     const stats = fx.stats();
     expect(stats.windowsClosed).toBe(emitted / 3);
     expect(stats.vectorsEmitted).toBe(emitted);

@@ -45,14 +45,47 @@ describe('foresight train', () => {
     const start = Number(JSON.parse(jsonl.slice(0, jsonl.indexOf('\n'))).ts);
     writeFileSync(
       path.join(dir, 'labels.json'),
-      JSON.stringify([{ nodeId: 'ast1', mode: 'memory_leak', predictable: true, onsetAt: start + 5 * 60_000, crashAt: start + 8 * 60_000 }]),
+      JSON.stringify([
+        {
+          nodeId: 'ast1',
+          mode: 'memory_leak',
+          predictable: true,
+          onsetAt: start + 5 * 60_000,
+          crashAt: start + 8 * 60_000,
+        },
+      ]),
     );
     const audit = [
-      { seq: 1, ts: start + 20 * 60_000, nodeId: 'ast2', kind: 'DrainStarting', actor: 'auto', reason: '', decisionId: 'd1', dryRun: false, details: {} },
-      { seq: 2, ts: start + 21 * 60_000, nodeId: 'ast2', kind: 'Verdict', actor: 'ops', reason: '', decisionId: 'd1', dryRun: false, details: { confirmed: true } },
+      {
+        seq: 1,
+        ts: start + 20 * 60_000,
+        nodeId: 'ast2',
+        kind: 'DrainStarting',
+        actor: 'auto',
+        reason: '',
+        decisionId: 'd1',
+        dryRun: false,
+        details: {},
+      },
+      {
+        seq: 2,
+        ts: start + 21 * 60_000,
+        nodeId: 'ast2',
+        kind: 'Verdict',
+        actor: 'ops',
+        reason: '',
+        decisionId: 'd1',
+        dryRun: false,
+        details: { confirmed: true },
+      },
     ];
     writeFileSync(path.join(dir, 'audit.jsonl'), audit.map((r) => JSON.stringify(r)).join('\n'));
-    const plain = await runTrain({ epochs: 1, quiet: true, input: [path.join(dir, 'telemetry.jsonl')], out: path.join(dir, 'p') });
+    const plain = await runTrain({
+      epochs: 1,
+      quiet: true,
+      input: [path.join(dir, 'telemetry.jsonl')],
+      out: path.join(dir, 'p'),
+    });
     const labelled = await runTrain({
       epochs: 1,
       quiet: true,
@@ -70,9 +103,15 @@ describe('foresight train', () => {
 
   it('rejects unusable input with a clear error', async () => {
     writeFileSync(path.join(dir, 'bad.csv'), 'a,b\n1,2\n');
-    await expect(runTrain({ quiet: true, input: [path.join(dir, 'bad.csv')], out: path.join(dir, 'x') })).rejects.toThrow(/ts,nodeId,metric,value/);
-    await expect(runTrain({ quiet: true, input: [path.join(dir, 'missing.jsonl')], out: path.join(dir, 'x') })).rejects.toThrow(/cannot read/);
-    await expect(runTrain({ quiet: true, kafka: 'telemetry@0..1', input: [], out: path.join(dir, 'x') })).rejects.toThrow(/not supported yet/);
+    await expect(
+      runTrain({ quiet: true, input: [path.join(dir, 'bad.csv')], out: path.join(dir, 'x') }),
+    ).rejects.toThrow(/ts,nodeId,metric,value/);
+    await expect(
+      runTrain({ quiet: true, input: [path.join(dir, 'missing.jsonl')], out: path.join(dir, 'x') }),
+    ).rejects.toThrow(/cannot read/);
+    await expect(
+      runTrain({ quiet: true, kafka: 'telemetry@0..1', input: [], out: path.join(dir, 'x') }),
+    ).rejects.toThrow(/not supported yet/);
     expect(existsSync(path.join(dir, 'x'))).toBe(false);
   });
 });

@@ -13,7 +13,15 @@ const T0 = Date.UTC(2024, 0, 1, 8);
 const NODES = ['s1', 's2', 's3', 's4', 's5', 's6'];
 
 function vector(features: Record<string, number>, observed = true): FeatureVector {
-  return { nodeId: 'n1', setId: 1, windowStart: T0, windowEnd: T0 + 10_000, sampleCount: observed ? 1 : 0, observed, features };
+  return {
+    nodeId: 'n1',
+    setId: 1,
+    windowStart: T0,
+    windowEnd: T0 + 10_000,
+    sampleCount: observed ? 1 : 0,
+    observed,
+    features,
+  };
 }
 
 /** A scorer that returns whatever it is told, to exercise the contract wrapper. */
@@ -52,7 +60,14 @@ const tS = (s: NodeScore) => (s.ts - T0) / 1000;
 describe('score contract', () => {
   it('rejects NaN, out-of-range risk, bad time to failure and a wrong count with FORESIGHT_ERR_MODEL', () => {
     const vs = [vector({})];
-    for (const patch of [{ risk: Number.NaN }, { risk: -0.01 }, { risk: 1.0001 }, { risk: Number.POSITIVE_INFINITY }, { timeToFailureS: -5 }, { timeToFailureS: Number.NaN }]) {
+    for (const patch of [
+      { risk: Number.NaN },
+      { risk: -0.01 },
+      { risk: 1.0001 },
+      { risk: Number.POSITIVE_INFINITY },
+      { timeToFailureS: -5 },
+      { timeToFailureS: Number.NaN },
+    ]) {
       const err = (() => {
         try {
           enforceScoreContract(fixed(patch)).score(vs);
@@ -66,13 +81,21 @@ describe('score contract', () => {
     }
     const short: Scorer = { name: 'short', score: () => [] };
     expect(() => enforceScoreContract(short).score(vs)).toThrow(ForesightError);
-    const throwing: Scorer = { name: 'boom', score: () => { throw new TypeError('x is undefined'); } };
+    const throwing: Scorer = {
+      name: 'boom',
+      score: () => {
+        throw new TypeError('x is undefined');
+      },
+    };
     expect(() => enforceScoreContract(throwing).score(vs)).toThrow(/boom failed/);
     expect(enforceScoreContract(fixed({ risk: 1, timeToFailureS: 0 })).score(vs)[0]!.risk).toBe(1);
   });
 
   it('baselines: null is always 0, random is seeded and in [0, 1], unobserved is 0', () => {
-    const vs = Array.from({ length: 50 }, (_, i) => ({ ...vector({ 'channels.active.last': 7, 'node.up.last': 1 }), nodeId: `n${i}` }));
+    const vs = Array.from({ length: 50 }, (_, i) => ({
+      ...vector({ 'channels.active.last': 7, 'node.up.last': 1 }),
+      nodeId: `n${i}`,
+    }));
     const nul = enforceScoreContract(new NullScorer()).score(vs);
     expect(nul.every((s) => s.risk === 0 && s.activeCalls === 7 && s.up)).toBe(true);
     const a = new RandomScorer(3).score(vs).map((s) => s.risk);
@@ -95,7 +118,12 @@ describe('trend forecasts', () => {
     expect(timeToLimitS(1000, 0.2, 4000, 0.5)).toBeNull();
     expect(timeToLimitS(Number.NaN, 1, 4000)).toBeNull();
     const fcs = forecastExhaustion(
-      { 'host.memory_rss_mb.last': 3000, 'slope.memory_rss_mb_per_min': 100, 'db.query_ms.p95': 100, 'slope.db_query_p95_per_min': 300 },
+      {
+        'host.memory_rss_mb.last': 3000,
+        'slope.memory_rss_mb_per_min': 100,
+        'db.query_ms.p95': 100,
+        'slope.db_query_p95_per_min': 300,
+      },
       { memoryLimitMb: 4000, queueLimit: 500, dbQueryLimitMs: 1000, inviteSetupLimitMs: 3000 },
     );
     expect(fcs.map((f) => [f.kind, f.timeToLimitS])).toEqual([
@@ -138,7 +166,10 @@ describe('StatScorer', () => {
 
   it('flags a memory leak ramp with a time to failure near the truth', () => {
     const crashS = 4800;
-    const scores = simulate({ durationS: 5000, incidents: [{ nodeId: 's3', kind: 'memory_leak', onsetS: 1200, crashS }] });
+    const scores = simulate({
+      durationS: 5000,
+      incidents: [{ nodeId: 's3', kind: 'memory_leak', onsetS: 1200, crashS }],
+    });
     const leaking = scores.filter((s) => s.nodeId === 's3' && s.observed);
     const firstHigh = leaking.find((s) => s.risk > 0.8);
     expect(firstHigh).toBeDefined();
@@ -158,7 +189,7 @@ describe('StatScorer', () => {
     ['db_degradation', 'db.query_ms.p95'],
     ['retransmission_storm', 'sip.retransmissions.rate'],
     ['taskprocessor_backlog', 'sip.invite_setup_ms.p95'],
-  ] as const)('flags a %s precursor before the failure', (kind, _feature) => {
+  ] as const)('flags a %s precursor before the failure', (kind, feature) => {
     const onsetS = 1800;
     const crashS = 2100;
     const scores = simulate({ durationS: 2400, incidents: [{ nodeId: 's2', kind, onsetS, crashS }] });
@@ -166,6 +197,7 @@ describe('StatScorer', () => {
     const high = before.filter((s) => s.risk > 0.8);
     expect(high.length).toBeGreaterThan(3);
     expect(tS(high[0]!)).toBeLessThan(crashS - 60);
+    expect(high[0]!.explanation.map((e) => e.feature)).toContain(feature);
     expect(Math.max(...before.filter((s) => tS(s) <= onsetS).map((s) => s.risk))).toBeLessThan(0.3);
     expect(Math.max(...scores.filter((s) => s.nodeId !== 's2').map((s) => s.risk))).toBeLessThan(0.3);
   });

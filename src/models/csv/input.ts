@@ -43,7 +43,9 @@ export async function openLines(file: string): Promise<LineSource> {
       try {
         for await (const line of rl) yield line;
       } catch (err) {
-        throw new ForesightError('FORESIGHT_ERR_INPUT', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+        throw new ForesightError('FORESIGHT_ERR_INPUT', `cannot read ${file}: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
     })(),
     bytesRead: () => raw.bytesRead,
