@@ -10,7 +10,10 @@ import type { Figure } from './run.js';
 
 export async function run(): Promise<Figure[]> {
   const nodes = 20;
-  const config = parseConfig({ simulator: { nodes, seed: 11, incidentsPerNodeDay: 1 }, actions: { guardrails: { minActive: 2 } } });
+  const config = parseConfig({
+    simulator: { nodes, seed: 11, incidentsPerNodeDay: 1 },
+    actions: { guardrails: { minActive: 2 } },
+  });
   const runtime = await EmbeddedRuntime.create({ config, logger: silentLogger(), storePath: ':memory:' });
   const start = runtime.cluster.now();
   // Warm-up: JIT and the feature baselines.
@@ -30,7 +33,11 @@ export async function run(): Promise<Figure[]> {
     { name: 'pipeline.inprocess.events_per_s', value: Math.round(events / seconds), unit: 'events/s' },
     { name: 'pipeline.inprocess.rss_mb', value: Math.round(peakRss / 1048576), unit: 'MiB' },
     { name: 'pipeline.inprocess.nodes', value: nodes, unit: 'nodes' },
-    { name: 'pipeline.inprocess.speedup_vs_realtime', value: Math.round((simulatedMs - 600_000) / 1000 / seconds), unit: 'x' },
+    {
+      name: 'pipeline.inprocess.speedup_vs_realtime',
+      value: Math.round((simulatedMs - 600_000) / 1000 / seconds),
+      unit: 'x',
+    },
   ];
 }
 

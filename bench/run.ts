@@ -45,7 +45,9 @@ async function main(): Promise<void> {
       const mod = (await import(module.file)) as { run: () => Promise<Figure[]> };
       const produced = await mod.run();
       figures.push(...produced.filter((f) => !values.only || f.name.startsWith(values.only)));
-      console.error(`bench ${module.file}: ${produced.length} figures in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      console.error(
+        `bench ${module.file}: ${produced.length} figures in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      );
     } catch (err) {
       failures.push(`${module.file}: ${(err as Error).message}`);
       console.error(`bench ${module.file} failed: ${(err as Error).stack ?? err}`);

@@ -83,7 +83,9 @@ export async function trainDefault(recipe: Recipe, outDir: string | null, log: (
     const split = collector.split(spansFromLabels(labels));
     train.push(split.healthy);
     excluded += split.excluded;
-    log(`train seed ${seed}: ${labels.length} incidents, ${(split.healthy.length / 97) | 0} healthy windows`);
+    log(
+      `train seed ${seed}: ${labels.length} incidents, ${split.healthy.length / FEATURE_NAMES.length} healthy windows`,
+    );
   }
   const cal: Float64Array[] = [];
   for (const seed of recipe.calibrationSeeds) {

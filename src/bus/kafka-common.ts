@@ -31,9 +31,9 @@ export interface KafkaBusOptions {
   /** Heartbeat interval; a third of the session timeout or less. Default 1 s. */
   heartbeatIntervalMs?: number;
   /**
-   * Records of one key (and one timestamp) published together are packed into one Kafka record of up to this many,
-   * as a JSON array; consumers unpack them, and every record of a pack carries the pack's Kafka offset. 1 turns
-   * packing off. Default 64. Dead letters are never packed.
+   * Telemetry samples of one key (and one timestamp) published together are packed into one Kafka record of up to
+   * this many, as a JSON array; consumers unpack them, and every sample of a pack carries the pack's Kafka offset, so
+   * telemetry lag counts packs. 1 turns packing off. Default 64. Other topics are never packed.
    */
   maxPackRecords?: number;
   /** Attempts of a batch whose handler fails with a non-retriable error before records are isolated and dead-lettered. */
@@ -65,6 +65,12 @@ export function resolveOptions(options: KafkaBusOptions, logger: Logger): Resolv
   };
 }
 
+/**
+ * Only telemetry is packed: it is the one high-rate topic. The others keep one message per Kafka record, so their
+ * offsets and lag count messages exactly (the audit trail and dead letters are read record by record).
+ */
+const PACKED_TOPICS: ReadonlySet<TopicName> = new Set<TopicName>(['telemetry']);
+
 /** One Kafka record to produce: a message or a pack of messages of one key. */
 export interface WireRecord {
   key: string;
@@ -83,7 +89,7 @@ export function toWire<K extends TopicName>(
   now: number,
 ): WireRecord[] {
   const { maxPackRecords, maxMessageBytes } = options;
-  if (maxPackRecords <= 1 || topic === 'deadletter') {
+  if (maxPackRecords <= 1 || !PACKED_TOPICS.has(topic)) {
     return records.map((r) => ({
       key: r.key,
       value: encode(topic, r.value, maxMessageBytes),

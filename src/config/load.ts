@@ -15,9 +15,13 @@ export interface ConfigIssue {
 export class ConfigError extends ForesightError {
   readonly issues: ConfigIssue[];
   constructor(issues: ConfigIssue[]) {
-    super('FORESIGHT_ERR_CONFIG', `invalid configuration:\n${issues.map((i) => `  ${i.path || '/'}: ${i.message}`).join('\n')}`, {
-      details: { issues },
-    });
+    super(
+      'FORESIGHT_ERR_CONFIG',
+      `invalid configuration:\n${issues.map((i) => `  ${i.path || '/'}: ${i.message}`).join('\n')}`,
+      {
+        details: { issues },
+      },
+    );
     this.issues = issues;
   }
 }
@@ -77,13 +81,19 @@ function crossFieldIssues(config: ForesightConfig): ConfigIssue[] {
     });
   }
   if (config.api.openLocalMode && !LOOPBACK.has(config.api.host)) {
-    issues.push({ path: '/api/openLocalMode', message: `open local mode is only allowed on a loopback host, not ${config.api.host}` });
+    issues.push({
+      path: '/api/openLocalMode',
+      message: `open local mode is only allowed on a loopback host, not ${config.api.host}`,
+    });
   }
   if (config.mode === 'sidecar' && config.nodes.length === 0) {
     issues.push({ path: '/nodes', message: 'sidecar mode needs at least one node' });
   }
   if (config.mode === 'embedded' && config.actions.dispatcher.kind === 'kamailio') {
-    issues.push({ path: '/actions/dispatcher/kind', message: 'the simulated cluster cannot be drained through a real Kamailio' });
+    issues.push({
+      path: '/actions/dispatcher/kind',
+      message: 'the simulated cluster cannot be drained through a real Kamailio',
+    });
   }
   const ids = new Set<string>();
   config.nodes.forEach((node, i) => {
@@ -91,11 +101,14 @@ function crossFieldIssues(config: ForesightConfig): ConfigIssue[] {
     ids.add(node.id);
   });
   const r = config.actions.restarter;
-  if (r.kind === 'command' && !r.command) issues.push({ path: '/actions/restarter/command', message: 'required for kind command' });
-  if (r.kind === 'webhook' && !r.url) issues.push({ path: '/actions/restarter/url', message: 'required for kind webhook' });
+  if (r.kind === 'command' && !r.command)
+    issues.push({ path: '/actions/restarter/command', message: 'required for kind command' });
+  if (r.kind === 'webhook' && !r.url)
+    issues.push({ path: '/actions/restarter/url', message: 'required for kind webhook' });
   if (r.kind === 'ami') {
     config.nodes.forEach((node, i) => {
-      if (!node.ami) issues.push({ path: `/nodes/${i}/ami`, message: 'the AMI restarter needs AMI credentials for every node' });
+      if (!node.ami)
+        issues.push({ path: `/nodes/${i}/ami`, message: 'the AMI restarter needs AMI credentials for every node' });
     });
   }
   if (config.store.kind === 'postgres' && !config.store.url) {
@@ -129,7 +142,9 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
     try {
       fromFile = JSON.parse(text) as Record<string, unknown>;
     } catch (err) {
-      throw new ConfigError([{ path: '', message: `config file ${path} is not valid JSON: ${(err as Error).message}` }]);
+      throw new ConfigError([
+        { path: '', message: `config file ${path} is not valid JSON: ${(err as Error).message}` },
+      ]);
     }
     if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) {
       throw new ConfigError([{ path: '', message: `config file ${path} must hold a JSON object` }]);
@@ -142,7 +157,8 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
 export function resolveSecret(ref: SecretRefT, env: NodeJS.ProcessEnv = process.env): string {
   if (ref.env !== undefined) {
     const v = env[ref.env];
-    if (v === undefined) throw new ConfigError([{ path: '', message: `secret environment variable ${ref.env} is not set` }]);
+    if (v === undefined)
+      throw new ConfigError([{ path: '', message: `secret environment variable ${ref.env} is not set` }]);
     return v;
   }
   if (ref.file !== undefined) {

@@ -57,7 +57,10 @@ const Guardrails = T.Object(
     maxDrainsPerHour: T.Integer({ minimum: 0, default: 6 }),
     /** Cron expressions (UTC) during which automatic actions are suspended, each with a duration. */
     maintenanceWindows: T.Array(
-      T.Object({ cron: T.String({ minLength: 1 }), durationMs: T.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+      T.Object(
+        { cron: T.String({ minLength: 1 }), durationMs: T.Integer({ minimum: 1 }) },
+        { additionalProperties: false },
+      ),
       { default: [] },
     ),
   },

@@ -94,7 +94,10 @@ describe('unobserved is not healthy', () => {
     try {
       await waitFor(
         'every node observed',
-        async () => (await sidecar.nodes()).every((n) => n.observed),
+        async () => {
+          const nodes = await sidecar.nodes();
+          return nodes.length === NODE_IDS.length && nodes.every((n) => n.observed);
+        },
         40_000,
       );
     } finally {
@@ -102,7 +105,14 @@ describe('unobserved is not healthy', () => {
     }
     // Telemetry stops: within a few 1 s windows every node is flagged unobserved (not healthy, not failing).
     const stoppedAt = Date.now();
-    await waitFor('every node unobserved', async () => (await sidecar.nodes()).every((n) => !n.observed), 15_000);
+    await waitFor(
+      'every node unobserved',
+      async () => {
+        const nodes = await sidecar.nodes();
+        return nodes.length === NODE_IDS.length && nodes.every((n) => !n.observed);
+      },
+      15_000,
+    );
     const flaggedAfterMs = Date.now() - stoppedAt;
     expect(flaggedAfterMs).toBeLessThan(15_000);
 
@@ -165,10 +175,15 @@ describe('a burst of false high risk on every node at once', () => {
     expect(active.length).toBeGreaterThanOrEqual(2);
     expect(await disabledNodes()).toEqual([drained]);
 
-    // Put it back for the next scenario (an operator's undrain).
+    // The alarm ends (otherwise the next node in line would rightly be drained once a slot frees), then an operator
+    // puts the drained node back for the next scenario.
+    await allHealthy();
+    await waitFor('risk back to low', async () => (await sidecar.nodes()).every((n) => (n.risk ?? 1) < 0.5), 20_000);
     const res = await sidecar.post(`/api/nodes/${drained}/undrain`, { reason: 'chaos: false alarm burst over' });
     expect(res.status).toBeLessThan(300);
     await waitFor('undrained in Kamailio', async () => (await disabledNodes()).length === 0, 10_000);
+    await sleep(1500);
+    expect(await sidecar.audit({ kind: 'DrainStarting' })).toHaveLength(1);
   });
 });
 

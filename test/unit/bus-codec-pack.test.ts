@@ -65,7 +65,7 @@ describe('telemetry packs', () => {
     expect(toWire('telemetry', records, options(1), 0)).toHaveLength(3);
   });
 
-  it('never packs dead letters', () => {
+  it('packs telemetry only', () => {
     const letter = { topic: 'telemetry', partition: 0, offset: '1', code: 'X', reason: 'r', payload: '', ts: 1 };
     const wire = toWire(
       'deadletter',

@@ -2,7 +2,14 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, overlayEnv, parseConfig, redactConfig, resolveSecret } from '../../src/config/load.js';
+import {
+  ConfigError,
+  loadConfig,
+  overlayEnv,
+  parseConfig,
+  redactConfig,
+  resolveSecret,
+} from '../../src/config/load.js';
 
 function issuesOf(fn: () => unknown): { path: string; message: string }[] {
   try {
@@ -51,13 +58,16 @@ describe('config', () => {
   });
 
   it('overlays environment variables onto nested camelCase keys', () => {
-    const raw = overlayEnv({ api: { port: 1 } }, {
-      FORESIGHT_API__PORT: '9090',
-      FORESIGHT_ACTIONS__GUARDRAILS__MIN_ACTIVE: '3',
-      FORESIGHT_BUS__KAFKA__BROKERS: '["b1:9092","b2:9092"]',
-      FORESIGHT_LOG_LEVEL: 'debug',
-      OTHER: 'x',
-    });
+    const raw = overlayEnv(
+      { api: { port: 1 } },
+      {
+        FORESIGHT_API__PORT: '9090',
+        FORESIGHT_ACTIONS__GUARDRAILS__MIN_ACTIVE: '3',
+        FORESIGHT_BUS__KAFKA__BROKERS: '["b1:9092","b2:9092"]',
+        FORESIGHT_LOG_LEVEL: 'debug',
+        OTHER: 'x',
+      },
+    );
     const config = parseConfig(raw);
     expect(config.api.port).toBe(9090);
     expect(config.actions.guardrails.minActive).toBe(3);

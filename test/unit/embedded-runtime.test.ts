@@ -21,7 +21,15 @@ async function runtime(options: { seed?: number; dryRun?: boolean; plan?: boolea
       startAt: START,
       disturbances: { dbBlipsPerDay: 0, networkBlipsPerDay: 0, hiccupsPerNodeDay: 0 },
       incidents: options.plan
-        ? [{ nodeId: 'ast2', mode: 'memory_leak', onsetAt: START + 20 * MIN, crashAt: START + 80 * MIN, magnitude: 1.2 }]
+        ? [
+            {
+              nodeId: 'ast2',
+              mode: 'memory_leak',
+              onsetAt: START + 20 * MIN,
+              crashAt: START + 80 * MIN,
+              magnitude: 1.2,
+            },
+          ]
         : [],
     },
     onAudit: (r) => audit.push(r),
@@ -57,7 +65,9 @@ describe('embedded runtime', () => {
     expect(rt.cluster.stats().callsDropped).toBe(0);
     // The full lifecycle ran and the node came back.
     const kinds = audit.filter((r) => r.nodeId === 'ast2').map((r) => r.kind);
-    expect(kinds).toEqual(expect.arrayContaining(['DrainStarting', 'RestartStarting', 'RestartSucceeded', 'NodeReturned']));
+    expect(kinds).toEqual(
+      expect.arrayContaining(['DrainStarting', 'RestartStarting', 'RestartSucceeded', 'NodeReturned']),
+    );
     expect(rt.cluster.nodeView('ast2').accepting).toBe(true);
     await rt.close();
   });
@@ -80,8 +90,14 @@ describe('embedded runtime', () => {
     });
     await rt.advanceTo(START + 2 * MIN);
     await rt.bus.publish('telemetry', [
-      { key: 'ast1', value: { nodeId: 'ast1', ts: START + 90_000, metric: 'host.cpu_pct', value: Number.NaN, source: 'ami' } },
-      { key: 'ast1', value: { nodeId: 'ast1', ts: START - 3_600_000, metric: 'host.cpu_pct', value: 5, source: 'ami' } },
+      {
+        key: 'ast1',
+        value: { nodeId: 'ast1', ts: START + 90_000, metric: 'host.cpu_pct', value: Number.NaN, source: 'ami' },
+      },
+      {
+        key: 'ast1',
+        value: { nodeId: 'ast1', ts: START - 3_600_000, metric: 'host.cpu_pct', value: 5, source: 'ami' },
+      },
     ]);
     await rt.advanceTo(START + 3 * MIN);
     await rt.bus.idle();

@@ -6,11 +6,27 @@ const T0 = Date.UTC(2024, 0, 1);
 const min = 60_000;
 
 function drain(nodeId: string, ts: number, actor = 'auto'): AuditRecord {
-  return { seq: 0, ts, nodeId, kind: 'DrainSucceeded', actor, reason: 'risk', decisionId: 'd', dryRun: false, details: {} };
+  return {
+    seq: 0,
+    ts,
+    nodeId,
+    kind: 'DrainSucceeded',
+    actor,
+    reason: 'risk',
+    decisionId: 'd',
+    dryRun: false,
+    details: {},
+  };
 }
 
 function label(nodeId: string, onset: number, crash: number, predictable = true): IncidentLabel {
-  return { nodeId, mode: predictable ? 'memory_leak' : 'sudden_crash', predictable, onsetAt: T0 + onset, crashAt: T0 + crash };
+  return {
+    nodeId,
+    mode: predictable ? 'memory_leak' : 'sudden_crash',
+    predictable,
+    onsetAt: T0 + onset,
+    crashAt: T0 + crash,
+  };
 }
 
 function run(audit: AuditRecord[], labels: IncidentLabel[], dropped: number[] = labels.map(() => 0)) {
