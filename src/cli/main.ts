@@ -63,6 +63,41 @@ program
   });
 
 program
+  .command('train')
+  .description('Train the anomaly model on recorded telemetry and write a model artefact.')
+  .requiredOption('--input <file...>', 'JSONL of TelemetrySample or CSV ts,nodeId,metric,value (gzip detected)')
+  .requiredOption('--out <dir>', 'artefact folder, e.g. models/mycluster')
+  .option('--labels <file>', 'incident labels (IncidentLabel[] JSON or JSONL): their precursors are not "healthy"')
+  .option('--verdicts <file>', "audit records (JSON/JSONL) holding operators' Verdict entries")
+  .option('--verdicts-store <sqlite>', 'read Verdict audit records from a Foresight SQLite store')
+  .option('--kafka <topic@from..to>', 'read a Kafka topic time range (not supported yet)')
+  .option('--name <name>', 'model name in the manifest')
+  .option('--epochs <n>', 'training epochs', intArg)
+  .option('--seed <n>', 'seed for initialisation and shuffling', intArg)
+  .option('--recovery-ms <ms>', 'after a labelled crash, windows stay non-healthy this long (default 900000)', intArg)
+  .option('--quiet', 'no progress bar')
+  .action(async (opts) => {
+    const { runTrain } = await import('./train.js');
+    await runTrain(opts);
+  });
+
+program
+  .command('score')
+  .description('Add an anomaly_score column in [0, 1] to any metric CSV (timestamp + value columns), online.')
+  .requiredOption('--input <file>', 'CSV with a header: timestamp,<value columns...>')
+  .requiredOption('--output <file>', 'where to write the input rows plus anomaly_score')
+  .option('--train <healthy.csv>', 'learn normal from a healthy period with the same columns first')
+  .option('--strict', 'fail on the first bad row instead of the documented per-row treatment')
+  .option('--warmup <rows>', 'rows per column before it is scored (online mode)', intArg)
+  .option('--window <rows>', 'sliding window of the online statistics', intArg)
+  .option('--threshold <z>', 'robust z at which the score is 0.5', Number)
+  .option('--quiet', 'no progress bar')
+  .action(async (opts) => {
+    const { runScore } = await import('./score.js');
+    await runScore(opts);
+  });
+
+program
   .command('check-config')
   .description('Validate a config file (and the environment overlay) and print the effective config, secrets redacted.')
   .argument('[file]', 'config file (JSON)')

@@ -12,9 +12,17 @@ export interface IncidentSummary {
   drainedAt: string | null;
   /** Seconds between drainedAt and crashAt, or null when not drained before it. */
   leadSeconds: number | null;
-  /** `crashed`, `prevented` (restarted before crashAt) or `active` (still running at the end of the run). */
+  /** Onset to failure: how much warning the incident gave at best. s */
+  precursorSeconds: number;
+  /**
+   * `crashed` (the process died), `failed` (new calls failed, established calls went on), `prevented` (restarted
+   * before crashAt) or `active` (still running at the end of the run).
+   */
   outcome: string;
+  /** Established calls the incident cost: torn down by the crash, or by a restart with calls still on the node. */
   callsDropped: number;
+  /** Call setups that failed on the node because of the incident, or null when the input did not say. */
+  callsFailed: number | null;
 }
 
 export interface RunSummary {
@@ -31,6 +39,8 @@ export interface RunSummary {
   callsFailed: number;
   /** Calls dropped on incidents that had a precursor: the figure Foresight exists to keep at zero. */
   callsDroppedOnPredictable: number;
+  /** Call setups that failed on incidents that had a precursor (where the inputs say). */
+  callsFailedOnPredictable: number;
   drains: number;
 }
 
@@ -38,6 +48,10 @@ export interface IncidentOutcomeInput {
   label: IncidentLabel;
   outcome: string;
   droppedAtCrash: number;
+  /** Every call the incident dropped (crash and restart); droppedAtCrash when absent. */
+  callsDropped?: number;
+  /** Call setups that failed because of the incident; unknown when absent. */
+  callsFailed?: number;
 }
 
 /** A drain this long before an incident's onset still counts as caused by it (the precursor starts softly). */
@@ -60,7 +74,7 @@ export function summarizeRun(input: {
 }): RunSummary {
   const drains = input.audit.filter((r) => r.kind === 'DrainSucceeded').sort((a, b) => a.ts - b.ts);
   const explained = new Set<AuditRecord>();
-  const incidents = input.incidents.map(({ label, outcome, droppedAtCrash }) => {
+  const incidents = input.incidents.map(({ label, outcome, droppedAtCrash, callsDropped, callsFailed }) => {
     const drain = drains.find(
       (d) => d.nodeId === label.nodeId && d.ts >= label.onsetAt - ONSET_SLACK_MS && d.ts <= label.crashAt,
     );
@@ -76,8 +90,10 @@ export function summarizeRun(input: {
       crashAt: new Date(label.crashAt).toISOString(),
       drainedAt: drain ? new Date(drain.ts).toISOString() : null,
       leadSeconds: drain ? Math.round((label.crashAt - drain.ts) / 1000) : null,
+      precursorSeconds: Math.round((label.crashAt - label.onsetAt) / 1000),
       outcome,
-      callsDropped: droppedAtCrash,
+      callsDropped: callsDropped ?? droppedAtCrash,
+      callsFailed: callsFailed ?? null,
     } satisfies IncidentSummary;
   });
   const falseDrains = drains.filter((d) => !explained.has(d) && d.actor === 'auto');
@@ -93,6 +109,9 @@ export function summarizeRun(input: {
     callsDropped: input.callsDropped,
     callsFailed: input.callsFailed,
     callsDroppedOnPredictable: incidents.filter((i) => i.predictable).reduce((sum, i) => sum + i.callsDropped, 0),
+    callsFailedOnPredictable: incidents
+      .filter((i) => i.predictable)
+      .reduce((sum, i) => sum + (i.callsFailed ?? 0), 0),
     drains: drains.length,
   };
 }

@@ -1,8 +1,13 @@
-import { ForesightError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { loadModelArtefact } from './artefact.js';
 import type { Scorer } from './scorer.js';
+import { TfjsScorer } from './tfjs-scorer.js';
 
-/** Loads the TensorFlow.js scorer from a model artefact directory. Kept apart so the stat scorer never loads TF.js. */
-export async function createTfjsScorer(_path: string, _logger: Logger): Promise<Scorer> {
-  throw new ForesightError('FORESIGHT_ERR_MODEL', 'the TensorFlow.js scorer is not wired yet');
+/**
+ * Loads the TensorFlow.js scorer from a model artefact directory; a model that does not match the feature pipeline is
+ * refused here, at start-up. Kept apart so the statistical scorer never loads TensorFlow.js.
+ */
+export async function createTfjsScorer(path: string, logger: Logger): Promise<Scorer> {
+  const artefact = await loadModelArtefact(path, { logger });
+  return new TfjsScorer(artefact);
 }

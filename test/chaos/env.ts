@@ -218,7 +218,25 @@ export class SidecarProcess {
     return this.alive ? 'running' : `exited code=${this.exitCode} signal=${this.exitSignal}`;
   }
 
+  /**
+   * Starts the sidecar; a start that dies before its API answers (a broker that is itself still starting makes
+   * `foresight run` exit) is retried twice, and the log keeps every attempt.
+   */
   static async start(config: Record<string, unknown>, name: string): Promise<SidecarProcess> {
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        return await SidecarProcess.startOnce(config, name);
+      } catch (err) {
+        lastError = err;
+        if (!String(err).includes('sidecar exited')) throw err;
+        await sleep(2000);
+      }
+    }
+    throw lastError;
+  }
+
+  private static async startOnce(config: Record<string, unknown>, name: string): Promise<SidecarProcess> {
     mkdirSync(CHAOS_VAR, { recursive: true });
     const configFile = join(CHAOS_VAR, `${name}.json`);
     writeFileSync(configFile, JSON.stringify(config, null, 2));

@@ -26,6 +26,7 @@ import {
   uriOf,
   waitFor,
 } from '../chaos/env.js';
+import { kafkaService } from './kafka-support.js';
 import { type KamailioLab, kamailioService, startKamailioLab } from './kamailio-env.js';
 
 let lab: KamailioLab;
@@ -70,6 +71,7 @@ async function allHealthy(): Promise<void> {
 }
 
 beforeAll(async () => {
+  await kafkaService('start');
   lab = await startKamailioLab();
   db = await createScratchDatabase('actions');
   config = sidecarConfig({ name: 'actions', storeUrl: db.url, apiPort: await freePort() });
@@ -134,7 +136,11 @@ describe('unobserved is not healthy', () => {
 describe('a burst of false high risk on every node at once', () => {
   it('drains at most one node and never goes below the minimum active nodes', async () => {
     await allHealthy();
-    await waitFor('crafted healthy scores applied', async () => (await sidecar.nodes()).every((n) => n.observed), 20_000);
+    await waitFor(
+      'crafted healthy scores applied',
+      async () => (await sidecar.nodes()).every((n) => n.observed),
+      20_000,
+    );
     // Five bursts, every node at risk 0.99 with calls up (so a drained node waits in `draining`).
     for (let burst = 0; burst < 5; burst++) {
       const ts = nextTs();
@@ -197,7 +203,8 @@ describe('kill -9 Foresight mid-drain', () => {
     // Kill as soon as the write-ahead record is visible: the drain is somewhere between decided and confirmed.
     const starting = await waitFor(
       'DrainStarting for ast2',
-      async () => (await sidecar.audit({ nodeId: 'ast2', kind: 'DrainStarting' })).find((r) => !before.has(r.decisionId)),
+      async () =>
+        (await sidecar.audit({ nodeId: 'ast2', kind: 'DrainStarting' })).find((r) => !before.has(r.decisionId)),
       20_000,
       20,
     );
@@ -222,7 +229,8 @@ describe('kill -9 Foresight mid-drain', () => {
     await publishScores(bus, [craftedScore('ast2', nextTs(), 0.97, { activeCalls: 0 })]);
     await waitFor(
       'RestartStarting',
-      async () => (await sidecar.audit({ nodeId: 'ast2', kind: 'RestartStarting' })).some((r) => r.decisionId === decisionId),
+      async () =>
+        (await sidecar.audit({ nodeId: 'ast2', kind: 'RestartStarting' })).some((r) => r.decisionId === decisionId),
       30_000,
     );
     const returned = await waitFor(
@@ -265,7 +273,9 @@ describe('Kamailio restart while a node is drained', () => {
   it('re-applies the drained state within seconds (StateReapplied, dispatcher shows D)', async () => {
     await allHealthy();
     await sleep(800);
-    const res = await sidecar.post('/api/nodes/ast2/drain', { reason: 'chaos: hold ast2 out across a Kamailio restart' });
+    const res = await sidecar.post('/api/nodes/ast2/drain', {
+      reason: 'chaos: hold ast2 out across a Kamailio restart',
+    });
     expect(res.status, JSON.stringify(res.body)).toBeLessThan(300);
     await waitFor('ast2 disabled', async () => (await disabledNodes()).includes('ast2'), 10_000);
 
@@ -274,7 +284,8 @@ describe('Kamailio restart while a node is drained', () => {
     // A fresh Kamailio loads every destination from the list file: ast2 is back in rotation until Foresight acts.
     const reapplied = await waitFor(
       'StateReapplied for ast2',
-      async () => (await sidecar.audit({ nodeId: 'ast2', kind: 'StateReapplied' })).find((r) => r.ts >= restartedAt - 5000),
+      async () =>
+        (await sidecar.audit({ nodeId: 'ast2', kind: 'StateReapplied' })).find((r) => r.ts >= restartedAt - 5000),
       30_000,
     );
     await waitFor('ast2 disabled again', async () => (await disabledNodes()).includes('ast2'), 5_000);

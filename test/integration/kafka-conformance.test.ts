@@ -1,11 +1,15 @@
-import { beforeAll } from 'vitest';
+import { afterAll, beforeAll } from 'vitest';
 import { KafkajsBus } from '../../src/bus/kafka-kafkajs.js';
 import { PlatformaticBus } from '../../src/bus/kafka-platformatic.js';
 import { registerBusConformance } from '../helpers/bus-conformance.js';
-import { KAFKA_BROKERS, kafkaService, uniquePrefix } from './kafka-support.js';
+import { deleteTestTopics, KAFKA_BROKERS, kafkaService, uniquePrefix } from './kafka-support.js';
 
 beforeAll(async () => {
   await kafkaService('start');
+});
+
+afterAll(async () => {
+  await deleteTestTopics();
 });
 
 const common = { brokers: KAFKA_BROKERS, partitions: 4, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 };

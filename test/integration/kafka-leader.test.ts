@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KafkajsBus } from '../../src/bus/kafka-kafkajs.js';
 import { KafkaLeaderElection } from '../../src/bus/leader.js';
 import type { NodeScore } from '../../src/messages.js';
@@ -19,6 +19,10 @@ const SESSION_TIMEOUT_MS = 6_000;
 
 beforeAll(async () => {
   await kafkaService('start');
+});
+
+afterAll(async () => {
+  await deleteTestTopics();
 });
 
 function score(nodeId: string, ts: number): { key: string; value: NodeScore } {

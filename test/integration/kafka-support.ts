@@ -2,6 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { Kafka, logLevel } from 'kafkajs';
 
 /** Shared by the Kafka integration tests: the broker comes from scripts/services/kafka.sh (idempotent). */
 export const KAFKA_BROKERS = [`127.0.0.1:${process.env.FORESIGHT_KAFKA_PORT ?? '19092'}`];
@@ -12,9 +13,26 @@ export async function kafkaService(command: 'start' | 'stop' | 'restart' | 'stat
   await run('bash', [SCRIPT, command], { timeout: 170_000 });
 }
 
-/** A topic prefix no other test or run uses. */
+const prefixes: string[] = [];
+
+/** A topic prefix no other test or run uses; deleteTestTopics() removes its topics. */
 export function uniquePrefix(name: string): string {
-  return `t-${name}-${randomUUID().slice(0, 8)}`;
+  const prefix = `t-${name}-${randomUUID().slice(0, 8)}`;
+  prefixes.push(prefix);
+  return prefix;
+}
+
+/** Deletes the topics of every prefix handed out in this file, so the broker stays small and restarts fast. */
+export async function deleteTestTopics(): Promise<void> {
+  const admin = new Kafka({ clientId: 'test-cleanup', brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
+  try {
+    await admin.connect();
+    const mine = (await admin.listTopics()).filter((t) => prefixes.some((p) => t.startsWith(`${p}.`)));
+    if (mine.length > 0) await admin.deleteTopics({ topics: mine });
+    prefixes.length = 0;
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 export interface ChildLine {

@@ -1,5 +1,5 @@
 import { Kafka, logLevel } from 'kafkajs';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { KafkaBusOptions } from '../../src/bus/kafka-common.js';
 import { KafkajsBus } from '../../src/bus/kafka-kafkajs.js';
 import { PlatformaticBus } from '../../src/bus/kafka-platformatic.js';
@@ -7,10 +7,21 @@ import type { Bus, Subscription } from '../../src/bus/port.js';
 import { partitionForKey } from '../../src/bus/port.js';
 import type { DeadLetter, NodeScore, TelemetrySample } from '../../src/messages.js';
 import { sample, waitFor } from '../helpers/bus-conformance.js';
-import { type Child, KAFKA_BROKERS, kafkaService, spawnTsChild, uniquePrefix } from './kafka-support.js';
+import {
+  type Child,
+  deleteTestTopics,
+  KAFKA_BROKERS,
+  kafkaService,
+  spawnTsChild,
+  uniquePrefix,
+} from './kafka-support.js';
 
 beforeAll(async () => {
   await kafkaService('start');
+});
+
+afterAll(async () => {
+  await deleteTestTopics();
 });
 
 const CLIENTS = {

@@ -3,7 +3,7 @@ import type { Clock } from '../../clock.js';
 import { ForesightError } from '../../errors.js';
 import { FAILURE_MODES, type FailureMode, type IncidentLabel, type TelemetrySample } from '../../messages.js';
 import { EpisodeStream } from './episodes.js';
-import { applyIncident, type Incident, resetEffects } from './incidents.js';
+import { applyFailure, applyIncident, type Incident, KEEPS_CALLS, resetEffects } from './incidents.js';
 import { dailyLoad } from './load-curve.js';
 import { createNode, INVITE_SAMPLES_PER_TICK, type ProbeState, type SimNode, type SimNodeStatus } from './node.js';
 import {
@@ -34,16 +34,26 @@ export interface SimNodeView {
   latencyAvgMs: number | null;
 }
 
-export type IncidentOutcomeKind = 'active' | 'crashed' | 'prevented';
+export type IncidentOutcomeKind = 'active' | 'crashed' | 'failed' | 'prevented';
 
 export interface IncidentOutcome {
   label: IncidentLabel;
   magnitude: number;
-  /** `active` while the precursor runs, then `crashed` or `prevented` (restarted before crashAt). */
+  /**
+   * `active` while the precursor runs, then `prevented` (restarted before crashAt), `crashed` (the process died:
+   * memory_leak, taskprocessor_backlog, sudden_crash) or `failed` (db_degradation, retransmission_storm: from crashAt
+   * new calls failed while established calls went on).
+   */
   outcome: IncidentOutcomeKind;
   /** Calls established on the node when it crashed (0 unless crashed). */
   droppedAtCrash: number;
-  /** When it crashed or was prevented, epoch ms. */
+  /** Calls established on the node when a restart ended the incident (a drain that timed out, or no drain at all). */
+  droppedAtRestart: number;
+  /** Every call this incident dropped: droppedAtCrash + droppedAtRestart. */
+  callsDropped: number;
+  /** Call setups that failed on the node because of the incident (precursor, failure, down time). */
+  callsFailed: number;
+  /** When it crashed, failed or was prevented, epoch ms. */
   resolvedAt: number | null;
 }
 
@@ -66,6 +76,8 @@ export interface SimulatorStats {
   droppedByRestart: number;
   restarts: number;
   crashes: number;
+  /** Incidents that ended in the `failed` state (new calls failed, established calls went on). */
+  failures: number;
   /** Every incident whose onset has passed, in onset order. */
   incidents: IncidentOutcome[];
 }
@@ -112,6 +124,7 @@ export class SimulatedCluster implements Clock {
     droppedByRestart: 0,
     restarts: 0,
     crashes: 0,
+    failures: 0,
   };
 
   constructor(input: SimulatedClusterInput = {}) {
@@ -162,7 +175,8 @@ export class SimulatedCluster implements Clock {
       // Draw every optional field, used or not, so that one plan's fields never shift another's draws.
       const drawnDuration = planRng.range(dMin, dMax);
       const drawnMagnitude = planRng.range(o.randomIncidents.magnitude[0], o.randomIncidents.magnitude[1]);
-      const drawnRecovery = planRng.range(o.crashRecoveryMs[0], o.crashRecoveryMs[1]);
+      const [rMin, rMax] = KEEPS_CALLS[plan.mode] ? o.failedRecoveryMs : o.crashRecoveryMs;
+      const drawnRecovery = planRng.range(rMin, rMax);
       const crashAt = sudden ? plan.onsetAt : (plan.crashAt ?? plan.onsetAt + Math.round(drawnDuration));
       node.planned.push(
         this.makeIncident(
@@ -213,25 +227,30 @@ export class SimulatedCluster implements Clock {
   }
 
   /**
-   * Restarts the node now: down for `restartMs`, then up and healthy. Established calls are dropped. An incident in
-   * its precursor is cleared (prevented). Restarting a node that is already restarting does nothing.
+   * Restarts the node now: down for `restartMs`, then up and healthy. Established calls are dropped (and charged to
+   * the incident the restart ends, if any). An incident in its precursor is cleared (prevented); a failed node stops
+   * failing. Restarting a node that is already restarting does nothing.
    */
   restart(nodeId: string): void {
     const node = this.node(nodeId);
     if (node.status === 'restarting') return;
     const t = this._now;
     this.totals.restarts++;
+    const inc = node.incident;
     if (node.active > 0) {
       node.dropped += node.active;
       this.totals.droppedByRestart += node.active;
+      if (inc) inc.droppedAtRestart += node.active;
       node.active = 0;
     }
-    const inc = node.incident;
     if (inc && inc.status === 'active' && t < inc.label.crashAt) {
       inc.status = 'prevented';
       inc.resolvedAt = t;
       node.incident = null;
+    } else if (inc && inc.status === 'failed') {
+      node.incident = null;
     }
+    node.downCause = null;
     const upAt = t + this.options.restartMs;
     node.downUntil = node.status === 'crashed' ? Math.min(node.downUntil, upAt) : upAt;
     node.status = 'restarting';
@@ -277,8 +296,11 @@ export class SimulatedCluster implements Clock {
       incidents: this.incidentLog.map((i) => ({
         label: { ...i.label },
         magnitude: i.magnitude,
-        outcome: i.status === 'active' ? 'active' : i.status === 'crashed' ? 'crashed' : 'prevented',
+        outcome: i.status === 'active' || i.status === 'crashed' || i.status === 'failed' ? i.status : 'prevented',
         droppedAtCrash: i.droppedAtCrash,
+        droppedAtRestart: i.droppedAtRestart,
+        callsDropped: i.droppedAtCrash + i.droppedAtRestart,
+        callsFailed: i.callsFailed,
         resolvedAt: i.resolvedAt,
       })),
     };
@@ -320,7 +342,10 @@ export class SimulatedCluster implements Clock {
       recoveryMs,
       status: 'scheduled',
       droppedAtCrash: 0,
+      droppedAtRestart: 0,
+      callsFailed: 0,
       resolvedAt: null,
+      failedUntil: 0,
     };
   }
 
@@ -334,7 +359,8 @@ export class SimulatedCluster implements Clock {
     const [dMin, dMax] = MODE_DURATION_MS[mode];
     const duration = Math.round(rng.range(dMin, dMax));
     const magnitude = rng.range(r.magnitude[0], r.magnitude[1]);
-    const recoveryMs = rng.range(this.options.crashRecoveryMs[0], this.options.crashRecoveryMs[1]);
+    const [rMin, rMax] = KEEPS_CALLS[mode] ? this.options.failedRecoveryMs : this.options.crashRecoveryMs;
+    const recoveryMs = rng.range(rMin, rMax);
     return this.makeIncident(node.id, mode, onsetAt, onsetAt + duration, magnitude, recoveryMs);
   }
 
@@ -365,7 +391,13 @@ export class SimulatedCluster implements Clock {
 
   /** Recovery, incident onsets and crashes due by time t. */
   private advanceNode(node: SimNode, t: number): void {
-    if (node.status !== 'up' && t >= node.downUntil) node.status = 'up';
+    if (node.status !== 'up' && t >= node.downUntil) {
+      node.status = 'up';
+      node.downCause = null;
+    }
+    const failing = node.incident;
+    // A failed node whose cause cleared by itself (the DB is fast again, the path stops losing packets).
+    if (failing && failing.status === 'failed' && t >= failing.failedUntil) node.incident = null;
     for (;;) {
       const planned = node.planned[0];
       const random = node.nextRandom;
@@ -386,10 +418,22 @@ export class SimulatedCluster implements Clock {
       this.incidentLog.push(next);
     }
     const inc = node.incident;
-    if (inc && t >= inc.label.crashAt) this.crash(node, inc, t);
+    if (inc && inc.status === 'active' && t >= inc.label.crashAt) {
+      if (KEEPS_CALLS[inc.label.mode]) this.fail(inc, t);
+      else this.crash(node, inc, t);
+    }
+  }
+
+  /** A failure that keeps established calls: the node stays up, new calls fail until restart or failedUntil. */
+  private fail(inc: Incident, t: number): void {
+    inc.status = 'failed';
+    inc.resolvedAt = t;
+    inc.failedUntil = inc.label.crashAt + inc.recoveryMs;
+    this.totals.failures++;
   }
 
   private crash(node: SimNode, inc: Incident, t: number): void {
+    node.downCause = inc;
     inc.status = 'crashed';
     inc.resolvedAt = t;
     inc.droppedAtCrash = node.active;
@@ -406,7 +450,10 @@ export class SimulatedCluster implements Clock {
     const e = node.effects;
     resetEffects(e);
     const inc = node.incident;
-    if (inc) applyIncident(e, inc.label.mode, inc.magnitude, inc.label.onsetAt, inc.label.crashAt, t);
+    if (inc) {
+      applyIncident(e, inc.label.mode, inc.magnitude, inc.label.onsetAt, inc.label.crashAt, t);
+      if (inc.status === 'failed') applyFailure(e, inc.label.mode);
+    }
     if (node.hiccups.activeAt(t)) {
       const m = node.hiccups.magnitude;
       e.queueAdd += 250 * m;
@@ -463,6 +510,7 @@ export class SimulatedCluster implements Clock {
       node.r408++;
       node.retrans += RETRANS_PER_TIMEOUT;
       this.totals.callsFailed++;
+      if (node.downCause) node.downCause.callsFailed++;
       return;
     }
     const e = node.effects;
@@ -472,6 +520,7 @@ export class SimulatedCluster implements Clock {
       node.r408++;
       node.retrans += RETRANS_PER_TIMEOUT;
       this.totals.callsFailed++;
+      if (node.incident) node.incident.callsFailed++;
       return;
     }
     // The channel exists (Newchannel) before a realtime lookup can fail, so a 5xx call also counts as started.
@@ -481,6 +530,7 @@ export class SimulatedCluster implements Clock {
       node.r5xx++;
       node.abnormal++;
       this.totals.callsFailed++;
+      if (node.incident) node.incident.callsFailed++;
       return;
     }
     node.active++;
@@ -497,7 +547,8 @@ export class SimulatedCluster implements Clock {
     if (!node.accepting) return;
     const o = this.options;
     let answered = false;
-    if (node.status === 'up') {
+    const lost = node.effects.pingLossProb > 0 && node.rng.uniform() < node.effects.pingLossProb;
+    if (node.status === 'up' && !lost) {
       const rtt = node.rng.logNormal(1.2, 0.3) + node.effects.rttAddMs * node.rng.range(0.6, 1.4);
       if (rtt < PING_TIMEOUT_MS) {
         answered = true;

@@ -1,7 +1,26 @@
 import type { FailureMode, IncidentLabel } from '../../messages.js';
 
-/** Where an incident stands. `discarded` incidents (onset while the node was down or already failing) are never labelled. */
-export type IncidentStatus = 'scheduled' | 'active' | 'crashed' | 'prevented' | 'discarded';
+/**
+ * Where an incident stands. `discarded` incidents (onset while the node was down or already failing) are never
+ * labelled. `failed` is the end of a mode that keeps established calls (see KEEPS_CALLS): from crashAt the node
+ * fails every new call setup while its established calls go on, until it is restarted or recovers by itself.
+ */
+export type IncidentStatus = 'scheduled' | 'active' | 'crashed' | 'failed' | 'prevented' | 'discarded';
+
+/**
+ * Modes whose failure does not tear down established calls. A slow or unreachable realtime DB breaks new call setups
+ * (lookups fail: 5xx), but an established call never touches the DB again. Packet loss makes INVITE transactions time
+ * out (408), but Asterisk does not hang up a call for lost packets (RTP has no transaction; only an RTP timeout would,
+ * and that is not configured by default). Memory leaks (OOM kill) and taskprocessor deadlocks (watchdog restart) end
+ * with the process gone, and its calls with it.
+ */
+export const KEEPS_CALLS: Readonly<Record<FailureMode, boolean>> = {
+  memory_leak: false,
+  taskprocessor_backlog: false,
+  db_degradation: true,
+  retransmission_storm: true,
+  sudden_crash: false,
+};
 
 export interface Incident {
   readonly label: IncidentLabel;
@@ -12,8 +31,14 @@ export interface Incident {
   status: IncidentStatus;
   /** Calls established on the node when it crashed. */
   droppedAtCrash: number;
-  /** When it crashed or was prevented, epoch ms. */
+  /** Calls established on the node when a restart (Foresight's or an operator's) ended the incident. */
+  droppedAtRestart: number;
+  /** Call setups that failed on the node because of this incident (precursor, failure, or the node being down). */
+  callsFailed: number;
+  /** When it crashed, failed or was prevented, epoch ms. */
   resolvedAt: number | null;
+  /** For `failed` incidents: when the node stops failing new calls by itself, epoch ms. */
+  failedUntil: number;
 }
 
 /** What an incident, a hiccup or a cluster blip does to one node during one tick. Reset every tick, then summed. */
@@ -44,6 +69,8 @@ export interface Effects {
   lossAdd: number;
   /** Extra RTCP jitter. ms */
   jitterAddMs: number;
+  /** Probability that an OPTIONS ping is lost (no answer within fr_timer). */
+  pingLossProb: number;
 }
 
 export function newEffects(): Effects {
@@ -61,6 +88,7 @@ export function newEffects(): Effects {
     fail408Prob: 0,
     lossAdd: 0,
     jitterAddMs: 0,
+    pingLossProb: 0,
   };
 }
 
@@ -78,6 +106,7 @@ export function resetEffects(e: Effects): void {
   e.fail408Prob = 0;
   e.lossAdd = 0;
   e.jitterAddMs = 0;
+  e.pingLossProb = 0;
 }
 
 /**
@@ -140,5 +169,18 @@ export function applyIncident(
     }
     case 'sudden_crash':
       break;
+  }
+}
+
+/**
+ * What a failed node of a KEEPS_CALLS mode does after crashAt: every new call fails (DB lookups fail with 5xx; INVITEs
+ * time out with 408 under heavy loss, and most OPTIONS pings are lost so Kamailio's probing may take the node out).
+ * Added on top of the precursor at full strength.
+ */
+export function applyFailure(e: Effects, mode: FailureMode): void {
+  if (mode === 'db_degradation') e.fail5xxProb = 1;
+  else if (mode === 'retransmission_storm') {
+    e.fail408Prob = 1;
+    e.pingLossProb = 0.7;
   }
 }

@@ -33,6 +33,8 @@ export interface SimNode {
   latencyAvgMs: number | null;
   active: number;
   incident: Incident | null;
+  /** The incident that crashed the node, while it is down: the calls that fail meanwhile are its cost too. */
+  downCause: Incident | null;
   /** Planned incidents not yet started, by onset. */
   planned: Incident[];
   nextRandom: Incident | null;
@@ -71,6 +73,7 @@ export function createNode(id: string, uri: string, rng: Rng, incidentRng: Rng, 
     latencyAvgMs: null,
     active: 0,
     incident: null,
+    downCause: null,
     planned: [],
     nextRandom: null,
     effects: newEffects(),

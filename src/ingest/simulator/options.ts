@@ -11,7 +11,10 @@ export interface IncidentPlan {
   crashAt?: number;
   /** Precursor strength, 1 = typical; drawn from `randomIncidents.magnitude` when omitted. */
   magnitude?: number;
-  /** How long the node stays down after the crash before systemd has it back, ms; drawn when omitted. */
+  /**
+   * How long the node stays down after the crash before systemd has it back, ms; for modes that keep established
+   * calls (db_degradation, retransmission_storm), how long it goes on failing new calls. Drawn when omitted.
+   */
   recoveryMs?: number;
 }
 
@@ -68,6 +71,11 @@ export interface SimulatedClusterOptions {
   restartMs: number;
   /** Down time after a crash before the node is back (systemd restart + boot), drawn uniformly. ms */
   crashRecoveryMs: readonly [number, number];
+  /**
+   * How long a node whose failure keeps established calls (DB degradation, packet loss) goes on failing new calls
+   * before the cause clears by itself, unless it is restarted first; drawn uniformly. ms
+   */
+  failedRecoveryMs: readonly [number, number];
   /** Memory at which the kernel OOM-kills Asterisk. MiB */
   memoryLimitMb: number;
   incidents: readonly IncidentPlan[];
@@ -85,7 +93,8 @@ export type SimulatedClusterInput = Partial<
 /** Precursor length of each mode (onset to crash), drawn uniformly in [min, max]. ms */
 export const MODE_DURATION_MS: Readonly<Record<FailureMode, readonly [number, number]>> = {
   memory_leak: [30 * 60_000, 120 * 60_000],
-  taskprocessor_backlog: [5 * 60_000, 20 * 60_000],
+  // A backlog builds for a while before the watchdog fires: the queue grows as the node falls behind its load.
+  taskprocessor_backlog: [10 * 60_000, 30 * 60_000],
   db_degradation: [2 * 60_000, 10 * 60_000],
   retransmission_storm: [60_000, 5 * 60_000],
   sudden_crash: [0, 0],
@@ -118,6 +127,7 @@ export const DEFAULT_OPTIONS: SimulatedClusterOptions = {
   inactiveThreshold: 2,
   restartMs: 20_000,
   crashRecoveryMs: [60_000, 120_000],
+  failedRecoveryMs: [10 * 60_000, 30 * 60_000],
   memoryLimitMb: 2048,
   incidents: [],
   randomIncidents: { perNodeDay: 1, modeWeights: DEFAULT_MODE_WEIGHTS, magnitude: [0.6, 1.6], warmupMs: 30 * 60_000 },
@@ -172,6 +182,7 @@ export function resolveOptions(input: SimulatedClusterInput = {}): SimulatedClus
     fail('inactiveThreshold', 'must be an integer >= 1');
   nonNegative('restartMs', o.restartMs);
   interval('crashRecoveryMs', o.crashRecoveryMs, 0);
+  interval('failedRecoveryMs', o.failedRecoveryMs, 0);
   positive('memoryLimitMb', o.memoryLimitMb);
   if (o.memoryLimitMb < 600) fail('memoryLimitMb', 'must be at least 600 (the healthy footprint is ~300-500 MiB)');
   const r = o.randomIncidents;

@@ -1,0 +1,134 @@
+/**
+ * `foresight run` end to end against the real stack: three nodes ast1..ast3 mapped to the test Kamailio's dispatcher
+ * URIs (three sipp backends), AMI from replay servers of recorded Asterisk traffic, the realtime-database probe on the
+ * local PostgreSQL, host metrics from node_exporter, SIP from Kamailio's siptrace (HEP on 9060) and its RPC
+ * counters, Kafka as the bus, PostgreSQL as the store, the API in open local mode on a free loopback port.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createScratchDatabase,
+  freePort,
+  NODE_IDS,
+  type NodeInputs,
+  PG_ADMIN_URL,
+  REPO,
+  type ScratchDatabase,
+  SidecarProcess,
+  sidecarConfig,
+  sleep,
+  uriOf,
+  waitFor,
+} from '../chaos/env.js';
+import { AmiReplayServer } from '../helpers/ami-replay-server.js';
+import { startUac } from '../helpers/sipp.js';
+import { kafkaService } from './kafka-support.js';
+import { type KamailioLab, startKamailioLab } from './kamailio-env.js';
+
+const run = promisify(execFile);
+
+let lab: KamailioLab;
+let db: ScratchDatabase;
+let sidecar: SidecarProcess;
+const ami = new Map<string, AmiReplayServer>();
+
+beforeAll(async () => {
+  await run('bash', [join(REPO, 'scripts/services/node-exporter.sh'), 'start'], { timeout: 120_000 });
+  await kafkaService('start');
+  lab = await startKamailioLab();
+  db = await createScratchDatabase('sidecar');
+  const inputs: Record<string, NodeInputs> = {};
+  for (const id of NODE_IDS) {
+    const server = await AmiReplayServer.start({ username: 'foresight' });
+    ami.set(id, server);
+    inputs[id] = { amiPort: server.port, dbUrl: PG_ADMIN_URL, metricsUrl: 'http://127.0.0.1:9100/metrics' };
+  }
+  const config = sidecarConfig({
+    name: 'sidecar-e2e',
+    storeUrl: db.url,
+    apiPort: await freePort(),
+    inputs,
+    hep: true,
+    kamailioStats: true,
+  });
+  sidecar = await SidecarProcess.start(config, 'sidecar-e2e');
+});
+
+afterAll(async () => {
+  await sidecar?.stop();
+  for (const s of ami.values()) await s.close();
+  if (lab) {
+    await lab.activateAll().catch(() => undefined);
+    await lab.stop();
+  }
+  await db?.drop().catch(() => undefined);
+});
+
+/** Which sources a node's windows showed so far, read from the features the API serves. */
+type Seen = Record<'ami' | 'sip' | 'db' | 'host', boolean>;
+
+describe('foresight run as a sidecar', () => {
+  it('observes every node with telemetry from AMI, SIP, the database and the host', async () => {
+    // Calls through Kamailio: round-robin puts INVITEs on every backend, siptrace mirrors them as HEP.
+    const uac = startUac({ dir: lab.dir, port: 5095, calls: 30, rate: 10, durationMs: 1500, timeoutS: 30 });
+    const seen = new Map<string, Seen>(NODE_IDS.map((id) => [id, { ami: false, sip: false, db: false, host: false }]));
+    try {
+      await waitFor(
+        'telemetry of every kind on every node',
+        async () => {
+          for (const n of await sidecar.nodes()) {
+            const s = seen.get(n.nodeId);
+            const f = n.features;
+            if (!s || !f) continue;
+            if (f['node.up.last'] === 1) s.ami = true;
+            if ((f['sip.invite_setup_ms.count'] ?? 0) > 0 || (f['sip.options_rtt_ms.count'] ?? 0) > 0) s.sip = true;
+            if ((f['db.query_ms.count'] ?? 0) > 0) s.db = true;
+            if ((f['host.memory_rss_mb.last'] ?? 0) > 0) s.host = true;
+          }
+          return [...seen.values()].every((s) => s.ami && s.sip && s.db && s.host);
+        },
+        45_000,
+        150,
+      ).catch((err: unknown) => {
+        throw new Error(`${String(err)}; seen ${JSON.stringify(Object.fromEntries(seen))}`);
+      });
+    } finally {
+      await uac.exited.catch(() => undefined);
+    }
+    expect(uac.stats()['SuccessfulCall(C)']).toBe(30);
+    const nodes = await sidecar.nodes();
+    expect(nodes.map((n) => n.nodeId).sort()).toEqual([...NODE_IDS]);
+    for (const n of nodes) {
+      expect(n.observed, n.nodeId).toBe(true);
+      expect(n.up, n.nodeId).toBe(true);
+      expect(n.state).toBe('active');
+    }
+    // Every replay server saw a login and the periodic actions.
+    for (const [id, server] of ami) {
+      expect(server.actions('Login').length, id).toBeGreaterThanOrEqual(1);
+      expect(server.actions('CoreShowChannels').length, id).toBeGreaterThanOrEqual(1);
+    }
+    const ready = await sidecar.readyz();
+    expect(ready.status, JSON.stringify(ready.body)).toBe(200);
+  });
+
+  it('drains ast2 through the API: Kamailio shows it disabled; undrain puts it back', async () => {
+    const drain = await sidecar.post('/api/nodes/ast2/drain', { reason: 'e2e: drain ast2 by hand' });
+    expect(drain.status, JSON.stringify(drain.body)).toBe(200);
+    const state = async () => (await lab.dispatcher.list()).find((d) => d.uri === uriOf('ast2'));
+    const drained = await waitFor('ast2 disabled', async () => (await state())?.state === 'disabled' && state(), 5000);
+    expect(drained?.flags).toMatch(/^D/);
+    expect((await sidecar.node('ast2')).state).toBe('draining');
+
+    const undrain = await sidecar.post('/api/nodes/ast2/undrain', { reason: 'e2e: done' });
+    expect(undrain.status, JSON.stringify(undrain.body)).toBe(200);
+    await waitFor('ast2 active', async () => (await state())?.state === 'active', 5000);
+    await sleep(1200);
+    expect((await sidecar.node('ast2')).state).toBe('active');
+    const kinds = (await sidecar.audit({ nodeId: 'ast2' })).map((r) => r.kind);
+    expect(kinds).toContain('DrainSucceeded');
+    expect(kinds).toContain('UndrainSucceeded');
+  });
+});
