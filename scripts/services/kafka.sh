@@ -93,6 +93,9 @@ log.segment.bytes=268435456
 message.max.bytes=4194304
 # A single broker has nobody to hand leadership to; skipping controlled shutdown makes stop take seconds, not 30.
 controlled.shutdown.enable=false
+# A restarted broker re-registers only once its previous registration expired: keep that short.
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=500
 EOF
   cat >"$LOG4J" <<EOF
 log4j.rootLogger=WARN, file

@@ -20,6 +20,10 @@ function intArg(value: string): number {
   return n;
 }
 
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 function speedArg(value: string): number | 'max' {
   if (value === 'max') return 'max';
   const n = Number(value);
@@ -95,6 +99,47 @@ program
   .action(async (opts) => {
     const { runScore } = await import('./score.js');
     await runScore(opts);
+  });
+
+program
+  .command('simulate')
+  .description(
+    'Record simulated cluster telemetry (no actions) as JSONL, with incident labels, for replay and training.',
+  )
+  .requiredOption('--out <file>', 'telemetry JSONL (gzipped when the name ends in .gz)')
+  .option('--labels <file>', 'write the incident labels (IncidentLabel[] JSON)')
+  .option('--seed <n>', 'simulator seed', intArg)
+  .option('--duration <d>', 'simulated time, e.g. 90m, 24h (default 24h)', durationArg)
+  .option('--nodes <n>', 'number of nodes (default 4)', intArg)
+  .option('--incidents-per-node-day <x>', 'random incident rate', Number)
+  .option(
+    '--incident <spec>',
+    'planned incident MODE:NODE:ONSET[:CRASH], offsets from the start (repeatable)',
+    collect,
+    [],
+  )
+  .option('--start <iso>', 'simulated start time (ISO 8601)')
+  .action(async (opts) => {
+    const { runSimulate } = await import('./simulate.js');
+    await runSimulate(opts);
+  });
+
+program
+  .command('replay')
+  .description(
+    'Replay recorded telemetry through the pipeline on a virtual clock and report lead times, recall, precision.',
+  )
+  .requiredOption('--input <file>', 'telemetry JSONL or CSV (gzip detected)')
+  .requiredOption('--labels <file>', 'incident labels (IncidentLabel[] JSON)')
+  .option('-c, --config <file>', 'config file (guardrails and thresholds)')
+  .option('--scorer <stat|tfjs>', "scorer to evaluate (default: the config's)")
+  .option('--model <dir>', 'model artefact for the tfjs scorer')
+  .option('--threshold <x>', "risk threshold (default: the config's riskThreshold)", Number)
+  .option('--out <file>', 'report JSON')
+  .option('--html <file>', 'report as one HTML page with plots')
+  .action(async (opts) => {
+    const { runReplay } = await import('./replay.js');
+    await runReplay(opts);
   });
 
 program

@@ -120,6 +120,7 @@ const C_408 = counterSlot('sip.replies_408');
 const F_FAIL_RATIO = featureIndex('calls.fail_ratio');
 const F_ERROR_RATE = featureIndex('sip.error_rate');
 const F_PEERS = featureIndex('peers.observed');
+const F_UP = featureIndex('node.up.last');
 /** A node that sends telemetry but never reported node.up is assumed up: silence about liveness is not a crash. */
 const GAUGE_DEFAULT = GAUGES.map((m) => (m === 'node.up' ? 1 : 0));
 
@@ -179,6 +180,8 @@ class NodeState {
   readonly slopeValues: Ring[];
   readonly baseline: Ring[];
   gatedWindows = 0;
+  /** The last observed window reported the node down (node.up < 0.5). */
+  down = false;
   readonly features = new Float64Array(FEATURE_NAMES.length);
   observed = false;
   sampleCount = 0;
@@ -193,6 +196,19 @@ class NodeState {
     this.slopeTimes = SLOPE_SIGNALS.map((s) => new Ring(s.long ? longSlope : shortSlope));
     this.slopeValues = SLOPE_SIGNALS.map((s) => new Ring(s.long ? longSlope : shortSlope));
     this.baseline = Z_SIGNALS.map(() => new Ring(baselineWindows));
+  }
+
+  /**
+   * Forgets the node's history after a restart: a fresh process starts from its healthy footprint (memory, queues,
+   * counters), so slopes across the restart and z against the failing process's baseline would describe the
+   * restart, not the node. z.self stays 0 until a new baseline has minBaselineWindows windows.
+   */
+  forgetHistory(): void {
+    for (const r of this.slopeTimes) r.clear();
+    for (const r of this.slopeValues) r.clear();
+    for (const r of this.baseline) r.clear();
+    this.ewmaInit.fill(0);
+    this.gatedWindows = 0;
   }
 }
 
@@ -535,6 +551,10 @@ export class FeatureExtractor {
       f[fMax] = node.carryLatency[i * 3 + 2]!;
       f[fCount] = values.length;
     }
+    // Down → up is a restart (ours, systemd's, or an operator's): the node's own history no longer applies.
+    const up = f[F_UP]! >= 0.5;
+    if (up && node.down) node.forgetHistory();
+    node.down = !up;
     const c = win.counterSum;
     f[F_FAIL_RATIO] = (c[C_FAILED]! + c[C_DROPPED]!) / Math.max(c[C_STARTED]!, 1);
     f[F_ERROR_RATE] = (c[C_5XX]! + c[C_408]!) / seconds;

@@ -26,6 +26,11 @@ export class Ring {
     }
   }
 
+  clear(): void {
+    this.start = 0;
+    this.count = 0;
+  }
+
   /** i = 0 is the oldest element. */
   at(i: number): number {
     return this.data[(this.start + i) % this.data.length]!;

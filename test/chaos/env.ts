@@ -186,6 +186,12 @@ export interface NodeViewDto {
   featuresWindowEnd: number | null;
 }
 
+export interface SidecarExtras {
+  /** A module to preload (`--import`), e.g. the soak's loop probe. */
+  preload?: string;
+  env?: Record<string, string>;
+}
+
 /** Foresight as a child process: `tsx src/cli/main.ts run --config FILE`, log to var/chaos/<name>.log. */
 export class SidecarProcess {
   private exitCode: number | null | undefined = undefined;
@@ -222,11 +228,11 @@ export class SidecarProcess {
    * Starts the sidecar; a start that dies before its API answers (a broker that is itself still starting makes
    * `foresight run` exit) is retried twice, and the log keeps every attempt.
    */
-  static async start(config: Record<string, unknown>, name: string): Promise<SidecarProcess> {
+  static async start(config: Record<string, unknown>, name: string, extra: SidecarExtras = {}): Promise<SidecarProcess> {
     let lastError: unknown;
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
-        return await SidecarProcess.startOnce(config, name);
+        return await SidecarProcess.startOnce(config, name, extra);
       } catch (err) {
         lastError = err;
         if (!String(err).includes('sidecar exited')) throw err;
@@ -236,15 +242,21 @@ export class SidecarProcess {
     throw lastError;
   }
 
-  private static async startOnce(config: Record<string, unknown>, name: string): Promise<SidecarProcess> {
+  private static async startOnce(
+    config: Record<string, unknown>,
+    name: string,
+    extra: SidecarExtras,
+  ): Promise<SidecarProcess> {
     mkdirSync(CHAOS_VAR, { recursive: true });
     const configFile = join(CHAOS_VAR, `${name}.json`);
     writeFileSync(configFile, JSON.stringify(config, null, 2));
     const logFile = join(CHAOS_VAR, `${name}.log`);
     const fd = openSync(logFile, 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'run', '--config', configFile], {
+    const preload = extra.preload ? ['--import', extra.preload] : [];
+    const args = ['--import', 'tsx', ...preload, 'src/cli/main.ts', 'run', '--config', configFile];
+    const child = spawn(process.execPath, args, {
       cwd: REPO,
-      env: { ...process.env, FORESIGHT_LOG_LEVEL: process.env.FORESIGHT_LOG_LEVEL ?? 'info' },
+      env: { ...process.env, FORESIGHT_LOG_LEVEL: process.env.FORESIGHT_LOG_LEVEL ?? 'info', ...extra.env },
       stdio: ['ignore', fd, fd],
     });
     closeSync(fd);

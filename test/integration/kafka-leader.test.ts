@@ -9,6 +9,7 @@ import { waitFor } from '../helpers/bus-conformance.js';
 import {
   type Child,
   type ChildLine,
+  deleteTestTopics,
   KAFKA_BROKERS,
   kafkaService,
   spawnTsChild,
