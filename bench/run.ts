@@ -27,6 +27,7 @@ const MODULES: BenchModule[] = [
   { file: './api.js', prefixes: ['api.'] },
   { file: './model.js', prefixes: ['model.', 'score_csv.'] },
   { file: './kamailio.js', prefixes: ['drain.'] },
+  { file: './exporters.js', prefixes: ['influx.'] },
   { file: './kafka.js', prefixes: ['kafka.'] },
 ];
 

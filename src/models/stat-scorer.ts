@@ -1,6 +1,6 @@
 import { ForesightError } from '../errors.js';
 import { Z_SIGNALS } from '../features/names.js';
-import type { FeatureVector, NodeScore, ScoreContribution } from '../messages.js';
+import { type FeatureVector, isMetricName, METRICS, type NodeScore, type ScoreContribution } from '../messages.js';
 import { activeCallsOf, isUp, type Scorer, unobservedScore } from './scorer.js';
 import { DEFAULT_TREND_LIMITS, forecastExhaustion, type TrendLimits } from './trend.js';
 
@@ -41,6 +41,23 @@ export interface StatScorerOptions {
   weights?: Partial<Record<string, number>>;
   /** How many contributions the explanation lists. Default 5. */
   explainTop?: number;
+  /**
+   * Consecutive windows evidence must last before it may push risk above 0.5. Default 6 (1 min at 10 s): single-node
+   * stalls (a burst of tasks, a slow setup) clear within that; precursors of failures do not.
+   */
+  persistWindows?: number;
+}
+
+/** Risk of evidence that has not persisted yet is capped here (logit 0): visible, but never enough to act on. */
+const UNPERSISTED_LOGIT_CAP = 0;
+/** A window without evidence takes this much off the persistence streak (one noisy window does not restart it). */
+const STREAK_DECAY = 2;
+
+/** Latency percentile features are carried forward through windows without measurements; those are not evidence. */
+function countFeatureOf(source: string): string | null {
+  const cut = source.lastIndexOf('.');
+  const metric = source.slice(0, cut);
+  return isMetricName(metric) && METRICS[metric].kind === 'latency' ? `${metric}.count` : null;
 }
 
 /** Logit units a trend gains per e-fold shortening of its time to failure. */
@@ -61,12 +78,22 @@ function clamp(x: number, lo: number, hi: number): number {
 /**
  * The first scorer: robust z-scores and trend forecasts combined in a logistic.
  *
- * Evidence per signal is its z against the node's own baseline, but only as far as the node also stands out from its
- * peers (min of both, when at least two peers were observed): a cluster-wide disturbance or a busy hour raises own-z
- * on every node and peer-z on none. A growing resource (memory, queue, latency) adds evidence as its forecast time to
- * the limit shrinks, again only when its slope stands out from the peers'. Explanation weights are logit units;
- * anomaly contributions name the feature that stands out (value: its level), trend contributions are named
- * `forecast.<kind>_s` (value: forecast seconds to the limit).
+ * Level signals (latency, rates, queue, CPU) count by their z against the node's own baseline, but only as far as the
+ * node also stands out from its peers (min of both, when at least two peers were observed): a cluster-wide disturbance
+ * or a busy hour raises own-z on every node and peer-z on none. Slope signals count by their peer z alone: a slow leak
+ * has a steady slope, so after one baseline length it looks normal against the node's own past, never against peers
+ * that do not leak. A latency percentile carried forward through a window without measurements is not evidence.
+ *
+ * A growing resource (memory, queue, latency) adds evidence as its forecast time to the limit shrinks, only when its
+ * slope stands out from the peers' and, for queue and latencies, while the level itself still stands out. Each trend
+ * has a horizon (the forecast at which it alone gives risk 0.5): memory warns at an hour, so a leaking node can be
+ * drained and emptied of calls before the OOM; the others at 15 min.
+ *
+ * Evidence must persist: until it has lasted `persistWindows` consecutive windows, risk stays at most 0.5. Short
+ * single-node stalls look like the start of a backlog but clear within a minute; real precursors last longer.
+ *
+ * Explanation weights are logit units; anomaly contributions name the feature that stands out (value: its level),
+ * trend contributions are named `forecast.<kind>_s` (value: forecast seconds to the limit).
  */
 export class StatScorer implements Scorer {
   readonly name = 'stat-v1';
@@ -76,9 +103,16 @@ export class StatScorer implements Scorer {
   private readonly zThreshold: number;
   private readonly bias: number;
   private readonly explainTop: number;
-  private readonly signals: Array<{ name: string; source: string; weight: number }>;
-  /** Forecast time at which a trend starts to count, chosen so that at horizonS the trend cancels the bias. */
-  private readonly trendStartS: number;
+  private readonly persistWindows: number;
+  private readonly signals: Array<{
+    name: string;
+    source: string;
+    weight: number;
+    level: boolean;
+    countFeature: string | null;
+  }>;
+  /** Per node: consecutive windows with evidence (decayed, not reset, by a quiet window) and the last window seen. */
+  private readonly streaks = new Map<string, { streak: number; lastTs: number }>();
 
   constructor(options: StatScorerOptions = {}) {
     this.limits = { ...DEFAULT_TREND_LIMITS, ...options.limits };
@@ -87,6 +121,7 @@ export class StatScorer implements Scorer {
     this.zThreshold = options.zThreshold ?? 3;
     this.bias = options.bias ?? -4;
     this.explainTop = options.explainTop ?? 5;
+    this.persistWindows = options.persistWindows ?? 6;
     for (const [key, v] of Object.entries({
       ...this.limits,
       horizonS: this.horizonS,
@@ -102,26 +137,61 @@ export class StatScorer implements Scorer {
     if (!Number.isFinite(this.bias) || !Number.isFinite(this.zThreshold)) {
       throw new ForesightError('FORESIGHT_ERR_CONFIG', 'stat scorer bias and zThreshold must be finite');
     }
+    if (!Number.isInteger(this.persistWindows) || this.persistWindows < 0) {
+      throw new ForesightError('FORESIGHT_ERR_CONFIG', 'stat scorer persistWindows must be an integer >= 0');
+    }
     const weights = { ...DEFAULT_SIGNAL_WEIGHTS, ...options.weights };
-    this.signals = Z_SIGNALS.map((s) => ({ name: s.name, source: s.source, weight: finite(weights[s.name]) }));
-    this.trendStartS = this.horizonS * Math.exp(Math.max(0, -this.bias) / TREND_GAIN);
+    this.signals = Z_SIGNALS.map((s) => ({
+      name: s.name,
+      source: s.source,
+      weight: finite(weights[s.name]),
+      level: s.level,
+      countFeature: countFeatureOf(s.source),
+    }));
   }
 
   score(vectors: readonly FeatureVector[]): NodeScore[] {
     return vectors.map((v) => this.scoreOne(v));
   }
 
+  /** z evidence of one signal: own and peer for levels, peer alone for slopes (own alone without peers). */
+  private evidence(f: Readonly<Record<string, number>>, name: string, level: boolean, peersOk: boolean): number {
+    const own = finite(f[`z.self.${name}`]);
+    if (!peersOk) return own;
+    const peer = finite(f[`z.peer.${name}`]);
+    return level ? Math.min(own, peer) : peer;
+  }
+
+  /** Counts consecutive windows with evidence; a redelivered or older window does not move the streak. */
+  private persisted(v: FeatureVector, hasEvidence: boolean): boolean {
+    let st = this.streaks.get(v.nodeId);
+    if (st === undefined) {
+      st = { streak: 0, lastTs: Number.NEGATIVE_INFINITY };
+      this.streaks.set(v.nodeId, st);
+    }
+    if (v.windowEnd > st.lastTs) {
+      st.lastTs = v.windowEnd;
+      st.streak = hasEvidence ? st.streak + 1 : Math.max(0, st.streak - STREAK_DECAY);
+    }
+    return st.streak > this.persistWindows;
+  }
+
   private scoreOne(v: FeatureVector): NodeScore {
-    if (!v.observed) return unobservedScore(v, this.name);
+    if (!v.observed) {
+      this.persisted(v, false);
+      return unobservedScore(v, this.name);
+    }
     const f = v.features ?? {};
     const peersOk = finite(f['peers.observed']) >= 2;
     const contributions: ScoreContribution[] = [];
 
     let anomaly = 0;
+    const levelEvidence = new Map<string, number>();
     for (const sig of this.signals) {
       if (sig.weight <= 0) continue;
-      const own = finite(f[`z.self.${sig.name}`]);
-      const evidence = peersOk ? Math.min(own, finite(f[`z.peer.${sig.name}`])) : own;
+      if (sig.countFeature !== null && !(finite(f[sig.countFeature]) > 0)) continue;
+      const evidence = this.evidence(f, sig.name, sig.level, peersOk);
+      levelEvidence.set(sig.name, evidence);
       const excess = clamp(evidence - this.zThreshold, 0, EXCESS_CAP);
       if (excess <= 0) continue;
       const weight = sig.weight * excess;
@@ -137,15 +207,19 @@ export class StatScorer implements Scorer {
       // A slope the peers share (a load ramp) is not this node's precursor.
       const gate = peersOk ? clamp((finite(f[`z.peer.${fc.peerSignal}`]) - 2) / 2, 0, 1) : 1;
       if (gate <= 0) continue;
+      // A level back to normal (or not measured in this window) means the burst that made the slope is over.
+      if (fc.levelSignal !== null && !((levelEvidence.get(fc.levelSignal) ?? 0) > this.zThreshold)) continue;
       timeToFailureS = timeToFailureS === null ? fc.timeToLimitS : Math.min(timeToFailureS, fc.timeToLimitS);
+      const trendStartS = (fc.horizonS ?? this.horizonS) * Math.exp(Math.max(0, -this.bias) / TREND_GAIN);
       const weight =
-        gate * TREND_GAIN * clamp(Math.log(this.trendStartS / Math.max(fc.timeToLimitS, 1)), 0, TREND_CAP / TREND_GAIN);
+        gate * TREND_GAIN * clamp(Math.log(trendStartS / Math.max(fc.timeToLimitS, 1)), 0, TREND_CAP / TREND_GAIN);
       if (weight <= 0) continue;
       trend = Math.max(trend, weight);
       contributions.push({ feature: `forecast.${fc.kind}_s`, weight, value: fc.timeToLimitS });
     }
 
-    const logit = this.bias + anomaly + trend;
+    let logit = this.bias + anomaly + trend;
+    if (!this.persisted(v, anomaly + trend > 0)) logit = Math.min(logit, UNPERSISTED_LOGIT_CAP);
     const risk = 1 / (1 + Math.exp(-logit));
     contributions.sort((a, b) => b.weight - a.weight);
     return {

@@ -34,6 +34,10 @@ export interface Forecast {
   timeToLimitS: number;
   /** Z signal whose peer z tells whether the slope is this node's own (see Z_SIGNALS). */
   peerSignal: string;
+  /** Z signal of the level itself, or null: when set, the trend counts only while the level stands out too. */
+  levelSignal: string | null;
+  /** Forecast time at which this trend alone gives risk 0.5, or null for the scorer's default. s */
+  horizonS: number | null;
 }
 
 interface TrendSpec {
@@ -44,6 +48,8 @@ interface TrendSpec {
   /** Slopes below this are noise, not a trend. unit/min */
   minSlopePerMin: number;
   peerSignal: string;
+  levelSignal: string | null;
+  horizonS: number | null;
 }
 
 const SPECS: readonly TrendSpec[] = [
@@ -54,6 +60,11 @@ const SPECS: readonly TrendSpec[] = [
     limit: 'memoryLimitMb',
     minSlopePerMin: 0.5,
     peerSignal: 'memory_slope',
+    // RSS levels differ between nodes by design; a leak is told by its growth alone.
+    levelSignal: null,
+    // A leak is slow and relentless: with a hard limit ahead, warn early enough that calls can finish (mean 3 min,
+    // the last of ~70 busy-hour calls ends ~15 min after a drain), i.e. risk 0.8 at ~38 min to the OOM.
+    horizonS: 3600,
   },
   {
     kind: 'queue',
@@ -62,6 +73,10 @@ const SPECS: readonly TrendSpec[] = [
     limit: 'queueLimit',
     minSlopePerMin: 1,
     peerSignal: 'queue_slope',
+    // A short burst of tasks (a hiccup) has a steep slope that outlives it in the fit; only a queue that is still
+    // long says the node is falling behind.
+    levelSignal: 'max_queue',
+    horizonS: null,
   },
   {
     kind: 'db_latency',
@@ -70,6 +85,8 @@ const SPECS: readonly TrendSpec[] = [
     limit: 'dbQueryLimitMs',
     minSlopePerMin: 1,
     peerSignal: 'db_query_slope',
+    levelSignal: 'db_query_p95',
+    horizonS: null,
   },
   {
     kind: 'invite_latency',
@@ -78,6 +95,8 @@ const SPECS: readonly TrendSpec[] = [
     limit: 'inviteSetupLimitMs',
     minSlopePerMin: 1,
     peerSignal: 'invite_setup_slope',
+    levelSignal: 'invite_setup_p95',
+    horizonS: null,
   },
 ];
 
@@ -114,6 +133,8 @@ export function forecastExhaustion(
       limit,
       timeToLimitS: ttl,
       peerSignal: spec.peerSignal,
+      levelSignal: spec.levelSignal,
+      horizonS: spec.horizonS,
     });
   }
   return out.sort((a, b) => a.timeToLimitS - b.timeToLimitS);

@@ -15,6 +15,7 @@ import type { Bus } from '../bus/port.js';
 import { redactConfig, resolveSecret } from '../config/load.js';
 import type { ForesightConfig } from '../config/schema.js';
 import { errorMessage, ForesightError } from '../errors.js';
+import { InfluxExporter } from '../exporters/influx.js';
 import { FeatureExtractor } from '../features/extractor.js';
 import type { Logger } from '../log.js';
 import { createScorer } from '../models/factory.js';
@@ -82,6 +83,7 @@ export class SidecarRuntime {
     readonly leadership: Leadership,
     readonly app: ReturnType<typeof buildApp>,
     private readonly logger: Logger,
+    readonly exporter: InfluxExporter | null,
   ) {}
 
   static async create(config: Readonly<ForesightConfig>, logger: Logger): Promise<SidecarRuntime> {
@@ -95,6 +97,19 @@ export class SidecarRuntime {
     const g = config.actions.guardrails;
     const view = new ClusterView({ threshold: g.riskThreshold, historyLimit: 8640 });
     const publishAudit = auditPublisher(bus, logger);
+    const influx = config.exporters.influx;
+    // The exporter only queues; a slow or dead InfluxDB never blocks the pipeline.
+    const exporter = influx
+      ? new InfluxExporter({
+          url: influx.url,
+          org: influx.org,
+          bucket: influx.bucket,
+          token: influx.token ? resolveSecret(influx.token) : undefined,
+          maxBufferLines: influx.maxBufferLines,
+          flushIntervalMs: influx.flushIntervalMs,
+          logger: logger.child({ component: 'influx' }),
+        })
+      : null;
     const newEngine = () =>
       new ActionEngine({
         dispatcher,
@@ -142,12 +157,24 @@ export class SidecarRuntime {
     const scoreStage = new ScoreStage({ bus, groupId, logger, scorer });
     const leadership = new Leadership(newEngine, (engine) => new ActionStage({ bus, groupId, logger, engine }), logger);
     // Every replica shows every node's scores on its dashboard; only the leader acts on them.
-    await bus.subscribe('scores', async (batch) => view.applyScores(batch.map((r) => r.value)), {
-      groupId: `${groupId}.view.${process.pid}`,
-    });
-    await bus.subscribe('features', async (batch) => view.applyFeatures(batch.map((r) => r.value)), {
-      groupId: `${groupId}.view-features.${process.pid}`,
-    });
+    await bus.subscribe(
+      'scores',
+      async (batch) => {
+        const scores = batch.map((r) => r.value);
+        view.applyScores(scores);
+        exporter?.exportScores(scores);
+      },
+      { groupId: `${groupId}.view.${process.pid}` },
+    );
+    await bus.subscribe(
+      'features',
+      async (batch) => {
+        const vectors = batch.map((r) => r.value);
+        view.applyFeatures(vectors);
+        if (exporter) for (const v of vectors) exporter.exportFeatures(v);
+      },
+      { groupId: `${groupId}.view-features.${process.pid}` },
+    );
 
     const sink = (samples: Parameters<Parameters<typeof createCollectors>[1]>[0]) => {
       if (samples.length === 0) return;
@@ -175,6 +202,15 @@ export class SidecarRuntime {
         checks.push({ name: 'dispatcher', ok: false, detail: errorMessage(err) });
       }
       for (const s of sources) checks.push(...s.health());
+      if (exporter) {
+        const st = exporter.stats();
+        // A dead InfluxDB is worth seeing but must not make Foresight unready: it only loses history.
+        checks.push({
+          name: 'influx',
+          ok: true,
+          detail: `written ${st.written}, dropped ${st.dropped}, buffered ${st.buffered}`,
+        });
+      }
       return checks;
     };
     const tokens = config.api.tokens.map((t) => ({ name: t.name, role: t.role, token: resolveSecret(t.token) }));
@@ -199,6 +235,7 @@ export class SidecarRuntime {
       leadership,
       app,
       logger,
+      exporter,
     );
     return runtime;
   }
@@ -239,6 +276,7 @@ export class SidecarRuntime {
     await this.stages.score.stop();
     await this.leadership.lose();
     await this.bus.close();
+    await this.exporter?.close(5000);
     await this.store.close();
   }
 }
