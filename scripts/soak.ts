@@ -106,7 +106,7 @@ async function main(): Promise<void> {
   const groupId = `foresight-soak`;
   const sidecar = await SidecarProcess.start(config, 'soak', {
     preload: './test/chaos/loop-probe.ts',
-    env: { FORESIGHT_SOAK_PROBE: probeFile, FORESIGHT_LOG_LEVEL: 'warn' },
+    env: { SOAK_PROBE_FILE: probeFile, FORESIGHT_LOG_LEVEL: 'warn' },
   });
   const { bus } = await openBus(config);
   const ownLoop = monitorEventLoopDelay({ resolution: 10 });

@@ -36,6 +36,12 @@ export interface KafkaBusOptions {
    * telemetry lag counts packs. 1 turns packing off. Default 64. Other topics are never packed.
    */
   maxPackRecords?: number;
+  /**
+   * Processed offsets are committed at most this often (and on every rebalance), never before the handler resolved.
+   * Longer means fewer commit round trips and more redelivered records after a crash. Default 200 ms; 0 commits
+   * after every batch.
+   */
+  commitIntervalMs?: number;
   /** Attempts of a batch whose handler fails with a non-retriable error before records are isolated and dead-lettered. */
   maxAttempts?: number;
   /** Upper bound of the backoff between attempts of a failing batch. Default 5 s. */
@@ -59,6 +65,7 @@ export function resolveOptions(options: KafkaBusOptions, logger: Logger): Resolv
     sessionTimeoutMs: options.sessionTimeoutMs ?? 10_000,
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1_000,
     maxPackRecords: Math.max(1, Math.floor(options.maxPackRecords ?? 64)),
+    commitIntervalMs: Math.max(0, options.commitIntervalMs ?? 200),
     maxAttempts: options.maxAttempts ?? 3,
     maxBackoffMs: options.maxBackoffMs ?? 5_000,
     logger,

@@ -138,9 +138,12 @@ export class KafkajsBus implements Bus {
     await consumer.connect();
     await consumer.subscribe({ topics: [name], fromBeginning: options.fromBeginning ?? false });
     await consumer.run({
-      autoCommit: false,
+      // kafkajs commits only offsets passed to resolveOffset, i.e. records whose handler resolved (at-least-once).
+      autoCommit: true,
+      autoCommitInterval: this.options.commitIntervalMs > 0 ? this.options.commitIntervalMs : null,
+      autoCommitThreshold: this.options.commitIntervalMs > 0 ? null : 1,
       eachBatchAutoResolve: false,
-      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary }) => {
         // Rebuilding state for newly assigned partitions comes before their first batch.
         await hooks.settled();
         if (batch.isEmpty()) return;
@@ -172,9 +175,7 @@ export class KafkajsBus implements Bus {
         }
         const last = batch.lastOffset();
         resolveOffset(last);
-        await consumer.commitOffsets([
-          { topic: name, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
-        ]);
+        await commitOffsetsIfNecessary();
       },
     });
     const subscription: Subscription = {

@@ -188,6 +188,9 @@ export class PlatformaticBus implements Bus {
     let stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | null = null;
     let working: Promise<void> | null = null;
     let recovering = false;
+    /** Last processed record per partition, not yet committed. */
+    const processed = new Map<number, RawMessage>();
+    let commitTimer: NodeJS.Timeout | null = null;
 
     const onJoin = (payload: { assignments?: { topic: string; partitions: number[] }[] }): void => {
       const next = (payload.assignments ?? []).filter((a) => a.topic === name).flatMap((a) => a.partitions);
@@ -240,7 +243,10 @@ export class PlatformaticBus implements Bus {
               },
               records,
             );
-            await commitWithRetry(batch, isActive);
+            const last = batch[batch.length - 1];
+            if (last) processed.set(partition, last);
+            if (this.options.commitIntervalMs === 0) await flushCommits();
+            else commitTimer ??= setTimeout(() => void flushCommits(), this.options.commitIntervalMs);
             break;
           } catch (err) {
             // Left uncommitted: the new owner of the partition resumes from the last commit.
@@ -253,18 +259,29 @@ export class PlatformaticBus implements Bus {
       }
     };
 
-    /** Committing the last record commits the batch (its offset + 1). A broker restart makes commits fail for a while. */
-    const commitWithRetry = async (batch: RawMessage[], isActive: () => boolean): Promise<void> => {
-      const last = batch[batch.length - 1];
-      if (!last) return;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await last.commit();
-          return;
-        } catch (err) {
-          if (!isActive()) throw new ConsumerInactiveError();
-          logger.warn({ partition: last.partition, attempt, err: describe(err) }, 'commit failed; retrying');
-          await sleep(Math.min(this.options.maxBackoffMs, 100 * attempt));
+    /**
+     * Committing a partition's last processed record commits everything before it (its offset + 1). Commits are
+     * coalesced per partition; a broker restart makes them fail for a while, so they are retried while the
+     * partition is still ours (a lost partition is resumed by its new owner from the previous commit).
+     */
+    const flushCommits = async (): Promise<void> => {
+      if (commitTimer) clearTimeout(commitTimer);
+      commitTimer = null;
+      const due = [...processed.entries()];
+      processed.clear();
+      for (const [partition, last] of due) {
+        for (
+          let attempt = 1;
+          assigned.has(partition) && attempt <= (stopping ? 3 : Number.MAX_SAFE_INTEGER);
+          attempt++
+        ) {
+          try {
+            await last.commit();
+            break;
+          } catch (err) {
+            logger.warn({ partition, attempt, err: describe(err) }, 'commit failed; retrying');
+            await sleep(Math.min(this.options.maxBackoffMs, 100 * attempt));
+          }
         }
       }
     };
@@ -348,6 +365,7 @@ export class PlatformaticBus implements Bus {
         stopping = true;
         this.subscriptions.delete(subscription);
         await working?.catch(() => undefined);
+        await flushCommits();
         await stream?.close().catch((err: unknown) => logger.debug({ err: describe(err) }, 'stream close'));
         await consumer.close().catch((err: unknown) => logger.debug({ err: describe(err) }, 'consumer close'));
         const lost = [...assigned].sort((a, b) => a - b);

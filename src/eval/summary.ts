@@ -52,6 +52,11 @@ export interface IncidentOutcomeInput {
   callsDropped?: number;
   /** Call setups that failed because of the incident; unknown when absent. */
   callsFailed?: number;
+  /**
+   * For incidents whose failure keeps the node up (outcome `failed`): when it stopped failing calls, epoch ms. A drain
+   * between crashAt and this is a late drain of the incident, not a false one. Absent: the failure ends at crashAt.
+   */
+  endedAt?: number | null;
 }
 
 /** A drain this long before an incident's onset still counts as caused by it (the precursor starts softly). */
@@ -59,7 +64,8 @@ const ONSET_SLACK_MS = 5 * 60_000;
 
 /**
  * Joins the simulator's ground truth with the audit trail. A drain belongs to an incident when it happened on that
- * node between (onset − slack) and the crash; any other automatic drain is a false drain.
+ * node between (onset − slack) and the failure, or, for a node that stayed up failing calls, until that ended (a late
+ * drain: drainedAt set, leadSeconds null); any other automatic drain is a false drain.
  */
 export function summarizeRun(input: {
   seed: number;
@@ -74,14 +80,13 @@ export function summarizeRun(input: {
 }): RunSummary {
   const drains = input.audit.filter((r) => r.kind === 'DrainSucceeded').sort((a, b) => a.ts - b.ts);
   const explained = new Set<AuditRecord>();
-  const incidents = input.incidents.map(({ label, outcome, droppedAtCrash, callsDropped, callsFailed }) => {
-    const drain = drains.find(
-      (d) => d.nodeId === label.nodeId && d.ts >= label.onsetAt - ONSET_SLACK_MS && d.ts <= label.crashAt,
-    );
-    for (const d of drains) {
-      if (d.nodeId === label.nodeId && d.ts >= label.onsetAt - ONSET_SLACK_MS && d.ts <= label.crashAt)
-        explained.add(d);
-    }
+  const incidents = input.incidents.map(({ label, outcome, droppedAtCrash, callsDropped, callsFailed, endedAt }) => {
+    const until = outcome === 'failed' && typeof endedAt === 'number' ? Math.max(endedAt, label.crashAt) : label.crashAt;
+    const belongs = (d: AuditRecord) =>
+      d.nodeId === label.nodeId && d.ts >= label.onsetAt - ONSET_SLACK_MS && d.ts <= until;
+    const drain = drains.find(belongs);
+    for (const d of drains) if (belongs(d)) explained.add(d);
+    const inTime = drain !== undefined && drain.ts <= label.crashAt;
     return {
       node: label.nodeId,
       mode: label.mode,
@@ -89,7 +94,7 @@ export function summarizeRun(input: {
       onsetAt: new Date(label.onsetAt).toISOString(),
       crashAt: new Date(label.crashAt).toISOString(),
       drainedAt: drain ? new Date(drain.ts).toISOString() : null,
-      leadSeconds: drain ? Math.round((label.crashAt - drain.ts) / 1000) : null,
+      leadSeconds: inTime ? Math.round((label.crashAt - drain.ts) / 1000) : null,
       precursorSeconds: Math.round((label.crashAt - label.onsetAt) / 1000),
       outcome,
       callsDropped: callsDropped ?? droppedAtCrash,

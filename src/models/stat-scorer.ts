@@ -219,7 +219,9 @@ export class StatScorer implements Scorer {
     }
 
     let logit = this.bias + anomaly + trend;
-    if (!this.persisted(v, anomaly + trend > 0)) logit = Math.min(logit, UNPERSISTED_LOGIT_CAP);
+    // Only evidence strong enough to matter (risk above 0.5 on its own) builds the streak, so a faint background
+    // anomaly cannot pre-charge it for the next short burst.
+    if (!this.persisted(v, logit > UNPERSISTED_LOGIT_CAP)) logit = Math.min(logit, UNPERSISTED_LOGIT_CAP);
     const risk = 1 / (1 + Math.exp(-logit));
     contributions.sort((a, b) => b.weight - a.weight);
     return {

@@ -180,7 +180,9 @@ export class EmbeddedRuntime {
    * close windows by time, then let the action engine move its lifecycles.
    */
   async advanceTo(ts: number): Promise<void> {
-    while (this.cluster.now() < ts) {
+    // The simulator moves in whole ticks: stop at the last tick boundary at or before ts.
+    const tickMs = this.cluster.options.tickMs;
+    while (this.cluster.now() + tickMs <= ts) {
       const next = Math.min(ts, this.cluster.now() + this.windowMs);
       this.buffer.length = 0;
       this.cluster.step(next, this.buffer);

@@ -1,12 +1,12 @@
 /**
  * Preloaded into a process under soak (`node --import tsx --import ./test/chaos/loop-probe.ts ...`): every 2 s it
- * appends one JSON line to $FORESIGHT_SOAK_PROBE with its RSS, heap and event-loop delay (perf_hooks
+ * appends one JSON line to $SOAK_PROBE_FILE with its RSS, heap and event-loop delay (perf_hooks
  * monitorEventLoopDelay), so the soak can watch a child it cannot instrument from outside. Does nothing without it.
  */
 import { appendFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
-const file = process.env.FORESIGHT_SOAK_PROBE;
+const file = process.env.SOAK_PROBE_FILE;
 if (file) {
   const delay = monitorEventLoopDelay({ resolution: 10 });
   delay.enable();

@@ -55,6 +55,11 @@ export interface IncidentOutcome {
   callsFailed: number;
   /** When it crashed, failed or was prevented, epoch ms. */
   resolvedAt: number | null;
+  /**
+   * When the node stopped suffering from it, epoch ms: resolvedAt for crashed and prevented incidents; for failed ones
+   * the restart or self-recovery that ended the failing. Null while it lasts.
+   */
+  endedAt: number | null;
 }
 
 export interface SimulatorStats {
@@ -246,8 +251,10 @@ export class SimulatedCluster implements Clock {
     if (inc && inc.status === 'active' && t < inc.label.crashAt) {
       inc.status = 'prevented';
       inc.resolvedAt = t;
+      inc.endedAt = t;
       node.incident = null;
     } else if (inc && inc.status === 'failed') {
+      inc.endedAt = t;
       node.incident = null;
     }
     node.downCause = null;
@@ -302,6 +309,7 @@ export class SimulatedCluster implements Clock {
         callsDropped: i.droppedAtCrash + i.droppedAtRestart,
         callsFailed: i.callsFailed,
         resolvedAt: i.resolvedAt,
+        endedAt: i.endedAt,
       })),
     };
   }
@@ -346,6 +354,7 @@ export class SimulatedCluster implements Clock {
       callsFailed: 0,
       resolvedAt: null,
       failedUntil: 0,
+      endedAt: null,
     };
   }
 
@@ -397,7 +406,10 @@ export class SimulatedCluster implements Clock {
     }
     const failing = node.incident;
     // A failed node whose cause cleared by itself (the DB is fast again, the path stops losing packets).
-    if (failing && failing.status === 'failed' && t >= failing.failedUntil) node.incident = null;
+    if (failing && failing.status === 'failed' && t >= failing.failedUntil) {
+      failing.endedAt = failing.failedUntil;
+      node.incident = null;
+    }
     for (;;) {
       const planned = node.planned[0];
       const random = node.nextRandom;
@@ -436,6 +448,7 @@ export class SimulatedCluster implements Clock {
     node.downCause = inc;
     inc.status = 'crashed';
     inc.resolvedAt = t;
+    inc.endedAt = t;
     inc.droppedAtCrash = node.active;
     node.incident = null;
     node.dropped += node.active;

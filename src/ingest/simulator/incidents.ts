@@ -39,6 +39,8 @@ export interface Incident {
   resolvedAt: number | null;
   /** For `failed` incidents: when the node stops failing new calls by itself, epoch ms. */
   failedUntil: number;
+  /** When the node stopped suffering from the incident (crash, prevention, restart or recovery of a failed node). */
+  endedAt: number | null;
 }
 
 /** What an incident, a hiccup or a cluster blip does to one node during one tick. Reset every tick, then summed. */
