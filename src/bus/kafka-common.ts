@@ -100,7 +100,7 @@ export function toWire<K extends TopicName>(
     return records.map((r) => ({
       key: r.key,
       value: encode(topic, r.value, maxMessageBytes),
-      timestamp: r.timestamp ?? now,
+      timestamp: wireTimestamp(r.timestamp ?? now),
     }));
   }
   const out: WireRecord[] = [];
@@ -120,7 +120,7 @@ export function toWire<K extends TopicName>(
     emit(key, timestamp, values.slice(half));
   };
   for (const r of records) {
-    const timestamp = r.timestamp ?? now;
+    const timestamp = wireTimestamp(r.timestamp ?? now);
     const pack = open.get(r.key);
     if (pack && pack.timestamp === timestamp && pack.values.length < maxPackRecords) {
       pack.values.push(r.value);
@@ -310,4 +310,13 @@ export class HookChain {
   settled(): Promise<void> {
     return this.tail;
   }
+}
+
+/**
+ * Kafka record timestamps are whole milliseconds (int64). Collectors may carry sub-millisecond event times (HEP has
+ * microseconds); both clients reject a fraction and fail the whole batch, so the wire timestamp is truncated. The
+ * payload keeps the exact time.
+ */
+function wireTimestamp(ts: number): number {
+  return Number.isFinite(ts) ? Math.trunc(ts) : Date.now();
 }

@@ -162,6 +162,9 @@ try {
     console.error(`foresight: ${err.message}`);
     process.exit(2);
   }
-  console.error(err);
+  // System errors (port in use, file not found) are the operator's to fix: say what, not where in our code.
+  const sysCode = (err as NodeJS.ErrnoException).code;
+  if (sysCode && !process.env.FORESIGHT_DEBUG) console.error(`foresight: ${(err as Error).message}`);
+  else console.error(err);
   process.exit(1);
 }

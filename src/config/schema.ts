@@ -41,6 +41,12 @@ export const NodeConfig = T.Object(
     ami: T.Optional(AmiTarget),
     db: T.Optional(DbTarget),
     metricsUrl: T.Optional(T.String({ pattern: '^https?://' })),
+    /** Which exporter serves metricsUrl: per-process series (process-exporter, Asterisk's own) or node-level ones. */
+    metricsProfile: T.Optional(
+      T.Union([T.Literal('process-exporter'), T.Literal('node-exporter'), T.Literal('process')], {
+        default: 'process-exporter',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -81,7 +81,8 @@ export function summarizeRun(input: {
   const drains = input.audit.filter((r) => r.kind === 'DrainSucceeded').sort((a, b) => a.ts - b.ts);
   const explained = new Set<AuditRecord>();
   const incidents = input.incidents.map(({ label, outcome, droppedAtCrash, callsDropped, callsFailed, endedAt }) => {
-    const until = outcome === 'failed' && typeof endedAt === 'number' ? Math.max(endedAt, label.crashAt) : label.crashAt;
+    const until =
+      outcome === 'failed' && typeof endedAt === 'number' ? Math.max(endedAt, label.crashAt) : label.crashAt;
     const belongs = (d: AuditRecord) =>
       d.nodeId === label.nodeId && d.ts >= label.onsetAt - ONSET_SLACK_MS && d.ts <= until;
     const drain = drains.find(belongs);
@@ -114,9 +115,7 @@ export function summarizeRun(input: {
     callsDropped: input.callsDropped,
     callsFailed: input.callsFailed,
     callsDroppedOnPredictable: incidents.filter((i) => i.predictable).reduce((sum, i) => sum + i.callsDropped, 0),
-    callsFailedOnPredictable: incidents
-      .filter((i) => i.predictable)
-      .reduce((sum, i) => sum + (i.callsFailed ?? 0), 0),
+    callsFailedOnPredictable: incidents.filter((i) => i.predictable).reduce((sum, i) => sum + (i.callsFailed ?? 0), 0),
     drains: drains.length,
   };
 }

@@ -65,6 +65,7 @@ export function createCollectors(
       const host = new HostCollector({
         nodeId: node.id,
         url: node.metricsUrl,
+        profile: node.metricsProfile,
         onSamples: sink,
         intervalMs: c.hostScrapeIntervalMs,
         logger: logger.child({ component: 'host', nodeId: node.id }),

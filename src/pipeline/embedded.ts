@@ -93,7 +93,8 @@ export class EmbeddedRuntime {
     let dispatcher: Dispatcher = new SimulatedDispatcher(cluster, { logger });
     let restarter: Restarter = new SimulatedRestarter(cluster, { logger });
     if (config.actions.dryRun) {
-      dispatcher = new DryRunDispatcher({ logger, now: () => cluster.now() });
+      // The simulated dispatcher is only read (list), so dry-run drains are judged against the real destinations.
+      dispatcher = new DryRunDispatcher({ inner: dispatcher, logger, now: () => cluster.now() });
       restarter = new DryRunRestarter({ logger, now: () => cluster.now() });
     }
 

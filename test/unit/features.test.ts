@@ -255,6 +255,38 @@ describe('FeatureExtractor vectors', () => {
     );
   });
 
+  it('forgets the own history when a node comes back up after being down (restart)', () => {
+    const fx = new FeatureExtractor({ nodes: [{ nodeId: 'r' }] });
+    const out: FeatureVector[] = [];
+    const tick = (t: number, up: boolean, rss: number, queue: number) =>
+      out.push(
+        ...fx.ingest([
+          { nodeId: 'r', ts: T0 + t * 1000, metric: 'node.up', value: up ? 1 : 0, source: 'sim' },
+          ...(up
+            ? ([
+                { nodeId: 'r', ts: T0 + t * 1000, metric: 'host.memory_rss_mb', value: rss, source: 'sim' },
+                { nodeId: 'r', ts: T0 + t * 1000, metric: 'taskprocessor.max_queue', value: queue, source: 'sim' },
+              ] as TelemetrySample[])
+            : []),
+        ]),
+      );
+    // A leaking, backlogged process: memory climbs, the queue is long (its baseline learns that).
+    for (let t = 0; t < 1200; t++) tick(t, true, 500 + t, 300);
+    for (let t = 1200; t < 1260; t++) tick(t, false, 0, 0);
+    // Fresh process: memory back at its footprint, the queue short again.
+    for (let t = 1260; t < 1400; t++) tick(t, true, 400, 10);
+    const after = out.filter((v) => v.windowStart >= T0 + 1_260_000 && v.observed);
+    expect(after.length).toBeGreaterThan(10);
+    // No slope across the restart, and no "abnormally short queue" against the sick process's baseline.
+    for (const v of after) {
+      expect(v.features['slope.memory_rss_mb_per_min']).toBeCloseTo(0, 6);
+      expect(Math.abs(v.features['z.self.max_queue'] ?? 0)).toBeLessThan(1);
+    }
+    // Before the restart the same extractor did see the trend.
+    const before = out.filter((v) => v.windowEnd <= T0 + 1_200_000 && v.observed).at(-1)!;
+    expect(before.features['slope.memory_rss_mb_per_min']).toBeCloseTo(60, 3);
+  });
+
   it('peer z discounts a cluster-wide shift but flags a single drifting node', () => {
     const nodes = ['p1', 'p2', 'p3', 'p4', 'p5', 'p6'];
     const fx = new FeatureExtractor({ nodes: nodes.map((nodeId) => ({ nodeId })) });

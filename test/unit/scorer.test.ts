@@ -215,6 +215,59 @@ describe('StatScorer', () => {
     expect(Math.max(...scores.map((s) => s.risk))).toBeLessThan(0.3);
   });
 
+  it('needs evidence to persist: a burst shorter than persistWindows never goes above 0.5, a lasting one does', () => {
+    const burst = (windows: number) => {
+      const scorer = new StatScorer();
+      const risks: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const hot = i >= 5 && i < 5 + windows;
+        const features = {
+          'peers.observed': 3,
+          'taskprocessor.max_queue.max': hot ? 300 : 12,
+          'z.self.max_queue': hot ? 40 : 0,
+          'z.peer.max_queue': hot ? 40 : 0,
+        };
+        const v = { ...vector(features), windowStart: T0 + i * 10_000, windowEnd: T0 + (i + 1) * 10_000 };
+        risks.push(scorer.score([v])[0]!.risk);
+      }
+      return risks;
+    };
+    expect(Math.max(...burst(6))).toBeLessThanOrEqual(0.5);
+    const lasting = burst(12);
+    expect(lasting.slice(0, 11).every((r) => r <= 0.5)).toBe(true);
+    expect(lasting.slice(12, 17).every((r) => r > 0.99)).toBe(true);
+    // A redelivered window does not count twice toward persistence.
+    const scorer = new StatScorer();
+    const hot = { ...vector({ 'peers.observed': 3, 'z.self.max_queue': 40, 'z.peer.max_queue': 40 }) };
+    for (let i = 0; i < 20; i++) expect(scorer.score([hot])[0]!.risk).toBeLessThanOrEqual(0.5);
+  });
+
+  it('flags a leak by its slope against peers even when the own baseline has learnt the slope', () => {
+    const scorer = new StatScorer({ persistWindows: 0 });
+    const leak = {
+      'peers.observed': 3,
+      'host.memory_rss_mb.last': 1300,
+      'slope.memory_rss_mb_per_min': 20,
+      'z.self.memory_slope': 0.7,
+      'z.peer.memory_slope': 17,
+    };
+    const [s] = scorer.score([vector(leak)]);
+    // (2048 - 1300) / 20 min = 2244 s to the OOM: early enough to drain and let the calls finish.
+    expect(s!.timeToFailureS).toBeCloseTo(2244, 0);
+    expect(s!.risk).toBeGreaterThan(0.8);
+    expect(s!.explanation[0]!.feature).toBe('forecast.memory_s');
+    // The same slope shared by every peer (a load ramp) is not evidence.
+    const [shared] = scorer.score([vector({ ...leak, 'z.peer.memory_slope': 0.5 })]);
+    expect(shared!.risk).toBeLessThan(0.1);
+  });
+
+  it('ignores a latency percentile carried through a window without measurements', () => {
+    const scorer = new StatScorer({ persistWindows: 0 });
+    const slow = { 'peers.observed': 3, 'z.self.invite_setup_p95': 30, 'z.peer.invite_setup_p95': 30 };
+    expect(scorer.score([vector({ ...slow, 'sip.invite_setup_ms.count': 4 })])[0]!.risk).toBeGreaterThan(0.8);
+    expect(scorer.score([vector({ ...slow, 'sip.invite_setup_ms.count': 0 })])[0]!.risk).toBeLessThan(0.1);
+  });
+
   it('reports activeCalls and up from the vector', () => {
     const [s] = new StatScorer().score([vector({ 'channels.active.last': 42, 'node.up.last': 0 })]);
     expect(s).toMatchObject({ activeCalls: 42, up: false, observed: true, scorer: 'stat-v1' });

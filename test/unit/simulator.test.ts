@@ -295,6 +295,81 @@ describe('SimulatedCluster drain and restart', () => {
   });
 });
 
+describe('SimulatedCluster failures that keep established calls', () => {
+  function failing(mode: 'db_degradation' | 'retransmission_storm', restartAfterMs: number | null) {
+    const onsetAt = BUSY + 20 * MIN;
+    const crashAt = onsetAt + 5 * MIN;
+    const sim = new SimulatedCluster({
+      seed: 41,
+      startAt: BUSY,
+      ...QUIET,
+      incidents: [{ nodeId: 'ast2', mode, onsetAt, crashAt, magnitude: 1, recoveryMs: 20 * MIN }],
+    });
+    sim.step(crashAt - 1000);
+    const before = sim.activeCalls('ast2');
+    const samples = sim.step(crashAt + (restartAfterMs ?? 3 * MIN));
+    if (restartAfterMs !== null) sim.restart('ast2');
+    sim.step(crashAt + 40 * MIN, samples);
+    return { sim, samples, before, crashAt };
+  }
+
+  it.each(['db_degradation', 'retransmission_storm'] as const)(
+    '%s: from crashAt new calls fail but established calls go on, until the cause clears',
+    (mode) => {
+      const { sim, samples, before, crashAt } = failing(mode, null);
+      expect(before).toBeGreaterThan(10);
+      const [outcome] = sim.stats().incidents;
+      expect(outcome?.outcome).toBe('failed');
+      expect(outcome?.resolvedAt).toBe(crashAt);
+      expect(outcome?.callsDropped).toBe(0);
+      expect(sim.stats().callsDropped).toBe(0);
+      expect(sim.stats().crashes).toBe(0);
+      expect(sim.stats().failures).toBe(1);
+      // The node stayed up and its calls ended normally.
+      expect(values(samples, 'ast2', 'node.up', crashAt, crashAt + 3 * MIN).every((v) => v === 1)).toBe(true);
+      expect(sum(values(samples, 'ast2', 'calls.completed', crashAt, crashAt + 3 * MIN))).toBeGreaterThan(0);
+      // Every setup offered while it failed is counted on the incident, and none of them got established.
+      const failedWhileDown = sum(values(samples, 'ast2', 'calls.failed', crashAt, crashAt + 20 * MIN));
+      expect(failedWhileDown).toBeGreaterThan(0);
+      expect(outcome?.callsFailed).toBeGreaterThanOrEqual(failedWhileDown);
+      // It recovered by itself after recoveryMs: calls succeed again.
+      expect(outcome?.endedAt).toBe(crashAt + 20 * MIN);
+      expect(sum(values(samples, 'ast2', 'calls.failed', crashAt + 21 * MIN, crashAt + 40 * MIN))).toBeLessThan(3);
+      expect(sum(values(samples, 'ast2', 'calls.completed', crashAt + 21 * MIN, crashAt + 40 * MIN))).toBeGreaterThan(
+        0,
+      );
+    },
+  );
+
+  it('a restart ends the failing early and charges the calls it drops to the incident', () => {
+    const { sim, crashAt } = failing('db_degradation', 2 * MIN);
+    const [outcome] = sim.stats().incidents;
+    expect(outcome?.outcome).toBe('failed');
+    expect(outcome?.endedAt).toBe(crashAt + 2 * MIN);
+    expect(outcome?.droppedAtRestart).toBeGreaterThan(0);
+    expect(outcome?.callsDropped).toBe(outcome?.droppedAtRestart);
+    expect(sim.stats().droppedByRestart).toBe(outcome?.droppedAtRestart);
+  });
+
+  it('draws taskprocessor backlogs with a 10-30 min build-up', () => {
+    const sim = new SimulatedCluster({
+      seed: 42,
+      startAt: BUSY,
+      ...QUIET,
+      incidents: Array.from({ length: 4 }, (_, i) => ({
+        nodeId: `ast${i + 1}`,
+        mode: 'taskprocessor_backlog' as const,
+        onsetAt: BUSY + MIN,
+      })),
+    });
+    sim.step(BUSY + 2 * MIN);
+    for (const l of sim.labels()) {
+      expect(l.crashAt - l.onsetAt).toBeGreaterThanOrEqual(10 * MIN);
+      expect(l.crashAt - l.onsetAt).toBeLessThanOrEqual(30 * MIN);
+    }
+  });
+});
+
 describe('SimulatedCluster precursors', () => {
   /** ast1 gets the incident, ast2 is its healthy peer; returns samples of the last quarter of the precursor too. */
   function runIncident(mode: 'memory_leak' | 'taskprocessor_backlog' | 'db_degradation' | 'retransmission_storm') {
@@ -307,7 +382,9 @@ describe('SimulatedCluster precursors', () => {
     });
     const samples = sim.step(onsetAt + 3 * HOUR);
     const label = sim.labels()[0]!;
-    expect(sim.stats().incidents[0]?.outcome).toBe('crashed');
+    // Processes that die (OOM, watchdog) crash; DB and network failures leave the node up, failing new calls.
+    const keepsCalls = mode === 'db_degradation' || mode === 'retransmission_storm';
+    expect(sim.stats().incidents[0]?.outcome).toBe(keepsCalls ? 'failed' : 'crashed');
     const lastQuarter = label.crashAt - (label.crashAt - label.onsetAt) / 4;
     const w = (id: string, metric: MetricName) => values(samples, id, metric, lastQuarter, label.crashAt - 1000);
     const baseline = (id: string, metric: MetricName) => values(samples, id, metric, onsetAt - 20 * MIN, onsetAt);

@@ -67,6 +67,57 @@ describe('run summary', () => {
     expect(s.callsDroppedOnPredictable).toBe(3);
   });
 
+  it('passes through every call an incident cost and its precursor length', () => {
+    const s = summarizeRun({
+      seed: 1,
+      simulatedMs: 3_600_000,
+      nodes: 4,
+      scorer: 'test',
+      incidents: [
+        {
+          label: label('ast1', 10 * min, 30 * min),
+          outcome: 'prevented',
+          droppedAtCrash: 0,
+          callsDropped: 2,
+          callsFailed: 5,
+        },
+      ],
+      audit: [drain('ast1', T0 + 12 * min)],
+      callsCompleted: 100,
+      callsDropped: 2,
+      callsFailed: 5,
+    });
+    expect(s.incidents[0]).toMatchObject({
+      callsDropped: 2,
+      callsFailed: 5,
+      precursorSeconds: 1200,
+      leadSeconds: 1080,
+    });
+    expect(s.callsDroppedOnPredictable).toBe(2);
+    expect(s.callsFailedOnPredictable).toBe(5);
+  });
+
+  it('a drain while a node is still up failing calls is a late drain of that incident, not a false one', () => {
+    const failed = (endedAt: number | undefined) =>
+      summarizeRun({
+        seed: 1,
+        simulatedMs: 3_600_000,
+        nodes: 4,
+        scorer: 'test',
+        incidents: [{ label: label('ast1', 10 * min, 30 * min), outcome: 'failed', droppedAtCrash: 0, endedAt }],
+        audit: [drain('ast1', T0 + 35 * min)],
+        callsCompleted: 100,
+        callsDropped: 0,
+        callsFailed: 0,
+      });
+    const late = failed(T0 + 50 * min);
+    expect(late.falseDrains).toBe(0);
+    expect(late.incidents[0]).toMatchObject({ drainedAt: new Date(T0 + 35 * min).toISOString(), leadSeconds: null });
+    // Without the end of the failure, or after it ended, the same drain explains nothing.
+    expect(failed(undefined).falseDrains).toBe(1);
+    expect(failed(T0 + 32 * min).falseDrains).toBe(1);
+  });
+
   it('an earlier drain never reports less lead', () => {
     const l = [label('ast1', 10 * min, 30 * min)];
     const late = run([drain('ast1', T0 + 25 * min)], l).incidents[0]!.leadSeconds!;
