@@ -1,16 +1,18 @@
 import type { FeatureVector, NodeScore, ScoreContribution } from '../messages.js';
 import type { ModelArtefact, ModelManifest } from './artefact.js';
-import { normaliseRow } from './autoencoder-norm.js';
+import { AutoencoderRunner } from './autoencoder-runner.js';
 import { errorPercentile, riskFromError } from './calibration.js';
 import { activeCallsOf, isUp, type Scorer, unobservedScore } from './scorer.js';
 import type { Tf } from './tf-backend.js';
-import { forecastExhaustion } from './trend.js';
+import { type Forecast, forecastExhaustion } from './trend.js';
 
 type LayersModel = import('@tensorflow/tfjs').LayersModel;
 
 export interface TfjsScorerOptions {
   /** How many contributions the explanation lists. Default 5. */
   explainTop?: number;
+  /** How long a fast trend (queue, latency) must have held before its forecast counts. Default 60 s. */
+  trendPersistS?: number;
 }
 
 /** Logit units a trend gains per e-fold shortening of its forecast, and the cap (same shape as the stat scorer's). */
@@ -19,6 +21,18 @@ const TREND_CAP = 12;
 const TREND_BIAS = -4;
 /** Healthy-error percentile a fast trend needs from the autoencoder to count. */
 export const CORROBORATE_PERCENTILE = 0.995;
+/** A fast trend counts only while its level stands out this far, own and peer z (when peers are known). */
+export const LEVEL_Z = 3;
+export const DEFAULT_TREND_PERSIST_S = 60;
+/** Rows whose anomaly risk is below this get no reconstruction explanation (nothing stands out worth naming). */
+export const EXPLAIN_FLOOR = 0.05;
+/** Per-node memory of trend persistence; the oldest node is forgotten beyond this. */
+const MAX_TRACKED_NODES = 100_000;
+/** A gap of more than this many windows in a node's history restarts its persistence. */
+const MAX_GAP_WINDOWS = 3;
+
+/** Trends whose slope is fitted over the long window (smooth, slow): they count without persistence. */
+const SELF_SUFFICIENT: ReadonlySet<string> = new Set(['memory']);
 
 function finite(x: unknown): number {
   return typeof x === 'number' && Number.isFinite(x) ? x : 0;
@@ -28,146 +42,262 @@ function clamp(x: number, lo: number, hi: number): number {
   return Math.min(Math.max(x, lo), hi);
 }
 
+function sigmoid(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+
+/**
+ * How long each fast trend of one node has held, window by window. Scoring the same window again (a retry) gives the
+ * same answer; a window older than the newest seen is scored as if nothing had persisted (no history, no credit).
+ */
+class TrendPersistence {
+  /** Window end of the newest window seen. */
+  ts = Number.NEGATIVE_INFINITY;
+  /** Since when (window start) each trend kind has held, as of `ts`, and as of the window before it. */
+  since = new Map<string, number>();
+  sinceBefore = new Map<string, number>();
+}
+
 /**
  * Scores windows with the trained autoencoder and the trend forecasts.
  *
  * - Anomaly risk: the mean squared reconstruction error of the normalised window, mapped through the artefact's
  *   calibration (0.5 at the threshold chosen on held-out healthy data).
  * - Trend risk: each growing resource's forecast time to its limit (src/models/trend.ts), counted only when the slope
- *   stands out from the node's peers, 0.5 at `trend.horizonS`; its forecast is the predicted time to failure. Fast
- *   resources (queue, latencies) also swing in short stalls that clear by themselves, so their trend counts only
- *   when the autoencoder corroborates it (error above `CORROBORATE_PERCENTILE` of held-out healthy windows); memory
- *   grows smoothly and counts alone.
+ *   stands out from the node's peers; 0.5 at the forecast's own horizon (or the artefact's `trend.horizonS`), and
+ *   the forecast is the predicted time to failure. Memory grows smoothly and its slope is fitted over the long window,
+ *   so it counts alone. Fast resources (queue, latencies) also swing in short stalls that clear by themselves, and a
+ *   slope fitted over two minutes outlives the stall, so their forecast counts only when it is corroborated and
+ *   sustained: the level still stands out (own and peer z >= LEVEL_Z), the autoencoder's error is above
+ *   CORROBORATE_PERCENTILE of held-out healthy windows, and all of that has held for `trendPersistS` (60 s). A stall
+ *   that clears within a minute never gets there. This is evidence, not alarm hysteresis: the action layer's K
+ *   consecutive windows apply on top, to the risk.
  * - risk = 1 - (1 - anomaly)(1 - trend): either kind of evidence alone can raise it.
  *
  * Explanation: reconstruction contributions are named after the feature, weight = the feature's share of the
  * window's squared error times the anomaly risk (so weights are in risk units and sum to at most the anomaly risk),
- * value = the raw feature; trend contributions are `forecast.<kind>_s` with weight = the trend risk and value = the
- * forecast seconds. All observed vectors of a call go through the network as one batch.
+ * value = the raw feature; listed only when the anomaly risk reaches EXPLAIN_FLOOR. Trend contributions are
+ * `forecast.<kind>_s` with weight = the trend risk and value = the forecast seconds.
+ *
+ * Speed: all observed vectors of a call go through the network as one batch on the backend (AutoencoderRunner);
+ * only the row errors and the cells of rows to explain are read back.
  */
 export class TfjsScorer implements Scorer {
   readonly name: string;
   readonly manifest: ModelManifest;
-  private readonly tf: Tf;
-  private readonly model: LayersModel;
+  private readonly runner: AutoencoderRunner;
   private readonly features: readonly string[];
   private readonly explainTop: number;
-  private readonly trendStartS: number;
+  private readonly persistMs: number;
+  private readonly center: Float64Array;
+  private readonly invScale: Float64Array;
+  private readonly clip: number;
+  /** Error at which the anomaly risk reaches EXPLAIN_FLOOR. */
+  private readonly explainError: number;
+  private readonly corroborateError: number;
+  private readonly nodes = new Map<string, TrendPersistence>();
   private raw = new Float64Array(0);
+  private input = new Float32Array(0);
 
-  constructor(artefact: Pick<ModelArtefact, 'manifest' | 'model' | 'tf'>, options: TfjsScorerOptions = {}) {
+  constructor(
+    artefact: Pick<ModelArtefact, 'manifest' | 'model' | 'tf'> & { runner?: AutoencoderRunner },
+    options: TfjsScorerOptions = {},
+  ) {
     this.manifest = artefact.manifest;
     this.name = artefact.manifest.scorer;
-    this.tf = artefact.tf;
-    this.model = artefact.model;
+    this.runner = artefact.runner ?? new AutoencoderRunner(artefact.tf as Tf, artefact.model as LayersModel);
     this.features = artefact.manifest.features;
     this.explainTop = options.explainTop ?? 5;
-    this.trendStartS = this.manifest.trend.horizonS * Math.exp(-TREND_BIAS / TREND_GAIN);
+    this.persistMs = (options.trendPersistS ?? DEFAULT_TREND_PERSIST_S) * 1000;
+    const norm = this.manifest.normalisation;
+    this.center = Float64Array.from(norm.center);
+    this.invScale = Float64Array.from(norm.scale, (s) => 1 / s);
+    this.clip = norm.clip;
+    const cal = this.manifest.calibration;
+    // Inverse of riskFromError: ln(err) = ln(threshold) + logit(p) / steepness.
+    this.explainError = cal.threshold * Math.exp(Math.log(EXPLAIN_FLOOR / (1 - EXPLAIN_FLOOR)) / cal.steepness);
+    this.corroborateError = errorAtPercentile(CORROBORATE_PERCENTILE, cal.p, cal.error);
   }
 
   score(vectors: readonly FeatureVector[]): NodeScore[] {
     const cols = this.features.length;
     const observed: number[] = [];
     for (let i = 0; i < vectors.length; i++) if (vectors[i]!.observed) observed.push(i);
-    const input = new Float32Array(observed.length * cols);
-    if (this.raw.length < input.length) this.raw = new Float64Array(input.length);
-    const raw = this.raw;
-    for (let k = 0; k < observed.length; k++) {
-      const f = vectors[observed[k]!]!.features ?? {};
-      for (let c = 0; c < cols; c++) raw[k * cols + c] = finite(f[this.features[c]!]);
-      normaliseRow(this.manifest.normalisation, raw.subarray(k * cols, (k + 1) * cols), input, k * cols);
+    const n = observed.length;
+    if (this.raw.length < n * cols) {
+      this.raw = new Float64Array(n * cols);
+      this.input = new Float32Array(n * cols);
     }
-    const cells = this.errors(input, observed.length, cols);
+    const { raw, center, invScale, clip, features } = this;
+    const input = this.input.subarray(0, n * cols);
+    for (let k = 0; k < n; k++) {
+      const f = vectors[observed[k]!]!.features ?? {};
+      const at = k * cols;
+      for (let c = 0; c < cols; c++) {
+        const v = f[features[c]!];
+        // Same normalisation as training (autoencoder-norm.ts normaliseRow); non-finite reads as the centre.
+        let z = 0;
+        if (typeof v === 'number' && Number.isFinite(v)) {
+          raw[at + c] = v;
+          z = ((v >= 0 ? Math.log1p(v) : -Math.log1p(-v)) - center[c]!) * invScale[c]!;
+          if (z > clip) z = clip;
+          else if (z < -clip) z = -clip;
+        } else raw[at + c] = 0;
+        input[at + c] = z;
+      }
+    }
+    const explainError = this.explainError;
+    const batch = this.runner.errors(input, n, cols, (rowError) => {
+      let m = 0;
+      for (let k = 0; k < rowError.length; k++) if (rowError[k]! >= explainError) m++;
+      const rows = new Int32Array(m);
+      m = 0;
+      for (let k = 0; k < rowError.length; k++) if (rowError[k]! >= explainError) rows[m++] = k;
+      return rows;
+    });
     const out: NodeScore[] = new Array(vectors.length);
     let k = 0;
+    let explained = 0;
     for (let i = 0; i < vectors.length; i++) {
       const v = vectors[i]!;
       if (!v.observed) {
         out[i] = unobservedScore(v, this.name);
         continue;
       }
-      out[i] = this.combine(v, cells, k, cols, raw);
+      let cellsAt = -1;
+      if (explained < batch.rows.length && batch.rows[explained] === k) cellsAt = explained++ * cols;
+      out[i] = this.combine(v, batch.rowError[k]!, batch.cells, cellsAt, k * cols);
       k++;
     }
     return out;
   }
 
-  private errors(input: Float32Array, n: number, cols: number): Float32Array {
-    if (n === 0) return new Float32Array(0);
-    const { tf, model } = this;
-    const result = tf.tidy(() => {
-      const x = tf.tensor2d(input, [n, cols]);
-      return tf.squaredDifference(x, model.predict(x) as import('@tensorflow/tfjs').Tensor);
-    });
-    try {
-      return result.dataSync() as Float32Array;
-    } finally {
-      result.dispose();
-    }
+  /** Forgets every node's trend persistence (e.g. after a gap in the input). */
+  reset(): void {
+    this.nodes.clear();
   }
 
-  private combine(v: FeatureVector, cells: Float32Array, k: number, cols: number, raw: Float64Array): NodeScore {
-    let sum = 0;
-    for (let c = 0; c < cols; c++) sum += cells[k * cols + c]!;
-    const err = sum / cols;
+  private combine(v: FeatureVector, err: number, cells: Float32Array, cellsAt: number, rawAt: number): NodeScore {
     const anomaly = riskFromError(err, this.manifest.calibration);
-    const contributions: ScoreContribution[] = [];
-    if (sum > 0 && anomaly > 0) {
-      // Top features by squared error, found without sorting the whole row.
-      const top: number[] = [];
-      for (let c = 0; c < cols; c++) {
-        const e = cells[k * cols + c]!;
-        if (top.length < this.explainTop || e > cells[k * cols + top[top.length - 1]!]!) {
-          let at = top.length;
-          while (at > 0 && e > cells[k * cols + top[at - 1]!]!) at--;
-          top.splice(at, 0, c);
-          if (top.length > this.explainTop) top.pop();
-        }
-      }
-      for (const c of top) {
-        const weight = (cells[k * cols + c]! / sum) * anomaly;
-        if (weight > 0 && Number.isFinite(weight)) {
-          contributions.push({ feature: this.features[c]!, weight, value: raw[k * cols + c]! });
-        }
-      }
-    }
+    const contributions: ScoreContribution[] = cellsAt >= 0 ? this.explainCells(cells, cellsAt, rawAt, anomaly) : [];
 
-    const corroborated = errorPercentile(err, this.manifest.calibration) >= CORROBORATE_PERCENTILE;
     const f = v.features ?? {};
-    const peersOk = finite(f['peers.observed']) >= 2;
+    const forecasts = forecastExhaustion(f, this.manifest.trend.limits);
+    const held = this.persistence(v, forecasts, err >= this.corroborateError);
     let trendLogit = Number.NEGATIVE_INFINITY;
     let timeToFailureS: number | null = null;
-    for (const fc of forecastExhaustion(f, this.manifest.trend.limits)) {
+    const peersOk = finite(f['peers.observed']) >= 2;
+    for (const fc of forecasts) {
       if (fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
-      if (fc.kind !== 'memory' && !corroborated) continue;
+      if (!SELF_SUFFICIENT.has(fc.kind) && !held.has(fc.kind)) continue;
       const gate = peersOk ? clamp((finite(f[`z.peer.${fc.peerSignal}`]) - 2) / 2, 0, 1) : 1;
       if (gate <= 0) continue;
       timeToFailureS = timeToFailureS === null ? fc.timeToLimitS : Math.min(timeToFailureS, fc.timeToLimitS);
-      const gain =
-        gate * TREND_GAIN * clamp(Math.log(this.trendStartS / Math.max(fc.timeToLimitS, 1)), 0, TREND_CAP / TREND_GAIN);
+      const start = (fc.horizonS ?? this.manifest.trend.horizonS) * Math.exp(-TREND_BIAS / TREND_GAIN);
+      const gain = gate * TREND_GAIN * clamp(Math.log(start / Math.max(fc.timeToLimitS, 1)), 0, TREND_CAP / TREND_GAIN);
       if (gain <= 0) continue;
       const logit = TREND_BIAS + gain;
       if (logit > trendLogit) trendLogit = logit;
-      contributions.push({
-        feature: `forecast.${fc.kind}_s`,
-        weight: 1 / (1 + Math.exp(-logit)),
-        value: fc.timeToLimitS,
-      });
+      contributions.push({ feature: `forecast.${fc.kind}_s`, weight: sigmoid(logit), value: fc.timeToLimitS });
     }
-    const trend = trendLogit === Number.NEGATIVE_INFINITY ? 0 : 1 / (1 + Math.exp(-trendLogit));
+    const trend = trendLogit === Number.NEGATIVE_INFINITY ? 0 : sigmoid(trendLogit);
     const risk = 1 - (1 - anomaly) * (1 - trend);
-    contributions.sort((a, b) => b.weight - a.weight);
+    if (contributions.length > 1) contributions.sort((a, b) => b.weight - a.weight);
+    if (contributions.length > this.explainTop) contributions.length = this.explainTop;
     return {
       nodeId: v.nodeId,
       setId: v.setId,
       ts: v.windowEnd,
       risk: Number.isFinite(risk) ? clamp(risk, 0, 1) : 0,
       timeToFailureS,
-      explanation: contributions.slice(0, this.explainTop),
+      explanation: contributions,
       scorer: this.name,
       observed: true,
       activeCalls: activeCallsOf(v),
       up: isUp(v),
     };
   }
+
+  /** Top features by squared error, found without sorting the whole row; weights in anomaly-risk units. */
+  private explainCells(cells: Float32Array, at: number, rawAt: number, anomaly: number): ScoreContribution[] {
+    const cols = this.features.length;
+    let sum = 0;
+    for (let c = 0; c < cols; c++) sum += cells[at + c]!;
+    if (!(sum > 0) || !(anomaly > 0)) return [];
+    const top: number[] = [];
+    for (let c = 0; c < cols; c++) {
+      const e = cells[at + c]!;
+      if (top.length < this.explainTop || e > cells[at + top[top.length - 1]!]!) {
+        let pos = top.length;
+        while (pos > 0 && e > cells[at + top[pos - 1]!]!) pos--;
+        top.splice(pos, 0, c);
+        if (top.length > this.explainTop) top.pop();
+      }
+    }
+    const out: ScoreContribution[] = [];
+    for (const c of top) {
+      const weight = (cells[at + c]! / sum) * anomaly;
+      if (weight > 0 && Number.isFinite(weight)) {
+        out.push({ feature: this.features[c]!, weight, value: this.raw[rawAt + c]! });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Updates the node's persistence with this window and returns the fast trend kinds that have held for the
+   * persistence span: forecast present, level standing out, autoencoder corroborating, in every window since.
+   */
+  private persistence(v: FeatureVector, forecasts: readonly Forecast[], corroborated: boolean): ReadonlySet<string> {
+    const f = v.features ?? {};
+    const peersOk = finite(f['peers.observed']) >= 2;
+    const windowMs = Math.max(1, v.windowEnd - v.windowStart);
+    let state = this.nodes.get(v.nodeId);
+    if (state === undefined) {
+      if (this.nodes.size >= MAX_TRACKED_NODES) {
+        const oldest = this.nodes.keys().next().value;
+        if (oldest !== undefined) this.nodes.delete(oldest);
+      }
+      state = new TrendPersistence();
+      this.nodes.set(v.nodeId, state);
+    }
+    let prior: Map<string, number>;
+    if (v.windowEnd === state.ts) prior = state.sinceBefore;
+    else if (v.windowEnd > state.ts) {
+      prior = v.windowEnd - state.ts > MAX_GAP_WINDOWS * windowMs ? new Map() : state.since;
+    } else prior = new Map();
+
+    const now = new Map<string, number>();
+    if (corroborated) {
+      for (const fc of forecasts) {
+        if (SELF_SUFFICIENT.has(fc.kind) || fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
+        const level = fc.levelSignal ?? null;
+        if (level !== null) {
+          const own = finite(f[`z.self.${level}`]);
+          const peer = peersOk ? finite(f[`z.peer.${level}`]) : own;
+          if (Math.min(own, peer) < LEVEL_Z) continue;
+        }
+        now.set(fc.kind, prior.get(fc.kind) ?? v.windowStart);
+      }
+    }
+    if (v.windowEnd >= state.ts) {
+      if (v.windowEnd > state.ts) state.sinceBefore = state.since;
+      state.since = now;
+      state.ts = v.windowEnd;
+    }
+    const held = new Set<string>();
+    for (const [kind, since] of now) if (v.windowEnd - since >= this.persistMs) held.add(kind);
+    return held;
+  }
+}
+
+/** Smallest error at which `errorPercentile` reaches `p` (linear between table points, as errorPercentile reads). */
+function errorAtPercentile(p: number, ps: readonly number[], errors: readonly number[]): number {
+  for (let i = 1; i < ps.length; i++) {
+    if (ps[i]! >= p) {
+      const span = ps[i]! - ps[i - 1]!;
+      return span > 0 ? errors[i - 1]! + ((errors[i]! - errors[i - 1]!) * (p - ps[i - 1]!)) / span : errors[i]!;
+    }
+  }
+  return errors[errors.length - 1] ?? Number.POSITIVE_INFINITY;
 }

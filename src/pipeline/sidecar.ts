@@ -252,9 +252,29 @@ export class SidecarRuntime {
     await this.app.listen({ host, port });
   }
 
+  private lastEventsIn = 0;
+  private lastMetricsAt = Date.now();
+  private latestScoreTs = 0;
+
+  /** Pipeline figures for /metrics: events/s into the feature stage, how far scores trail real time, model latency. */
+  private updateMetrics(now: number): void {
+    const metrics = this.app.foresight.metrics;
+    const eventsIn = this.stages.feature.counters.in;
+    const seconds = (now - this.lastMetricsAt) / 1000;
+    if (seconds >= 5) {
+      metrics.setEventsPerSecond((eventsIn - this.lastEventsIn) / seconds);
+      this.lastEventsIn = eventsIn;
+      this.lastMetricsAt = now;
+    }
+    for (const ms of this.stages.score.latenciesMs.splice(0)) metrics.observeModelLatency(ms / 1000);
+    for (const node of this.view.list()) this.latestScoreTs = Math.max(this.latestScoreTs, node.scoreTs ?? 0);
+    if (this.latestScoreTs > 0) metrics.setPipelineLag(Math.max(0, (now - this.latestScoreTs) / 1000));
+  }
+
   private async tick(): Promise<void> {
     if (this.closing) return;
     const now = Date.now();
+    this.updateMetrics(now);
     try {
       await this.stages.feature.tick(now);
       const engine = this.leadership.engine;

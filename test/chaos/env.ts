@@ -126,7 +126,10 @@ export function sidecarConfig(o: SidecarConfigOptions): Record<string, unknown> 
       node.ami = { host: '127.0.0.1', port: inp.amiPort, username: 'foresight', secret: { value: 'good' } };
     }
     if (inp.dbUrl) node.db = { kind: 'postgres', url: inp.dbUrl, query: 'SELECT 1', timeoutMs: 1000 };
-    if (inp.metricsUrl) node.metricsUrl = inp.metricsUrl;
+    if (inp.metricsUrl) {
+      node.metricsUrl = inp.metricsUrl;
+      node.metricsProfile = 'node-exporter';
+    }
     return node;
   });
   const actions = {
