@@ -1,7 +1,7 @@
 import type { FeatureVector, NodeScore, ScoreContribution } from '../messages.js';
 import type { ModelArtefact, ModelManifest } from './artefact.js';
 import { AutoencoderRunner } from './autoencoder-runner.js';
-import { errorPercentile, riskFromError } from './calibration.js';
+import { riskFromError } from './calibration.js';
 import { activeCallsOf, isUp, type Scorer, unobservedScore } from './scorer.js';
 import type { Tf } from './tf-backend.js';
 import { type Forecast, forecastExhaustion } from './trend.js';
