@@ -1,6 +1,7 @@
-import { errorMessage } from '../errors.js';
+import { errorMessage, ForesightError, isRetriable } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
+import { validate } from './codec.js';
 import {
   type BatchHandler,
   type Bus,
@@ -88,11 +89,16 @@ export class MemoryBus implements Bus {
 
   async ensureTopics(): Promise<void> {}
 
+  /** Validates like the Kafka adapters' encoder, so a bad message fails at the producer in both. */
   async publish<K extends TopicName>(topic: K, records: OutgoingRecord<TopicMap[K]>[]): Promise<void> {
+    for (const record of records) {
+      const problem = validate(topic, record.value);
+      if (problem) throw new ForesightError('FORESIGHT_ERR_BAD_MESSAGE', `${topic}: ${problem}`);
+    }
     this.publishSync(topic, records);
   }
 
-  /** Synchronous publish for hot in-process paths (the simulator driver); same semantics as publish. */
+  /** Synchronous publish for trusted hot in-process paths (the simulator driver): no validation, same delivery. */
   publishSync<K extends TopicName>(topic: K, records: OutgoingRecord<TopicMap[K]>[]): void {
     if (this.closed) throw new Error('bus closed');
     const parts = this.topicPartitions(topic);
@@ -261,6 +267,11 @@ export class MemoryBus implements Bus {
         return;
       } catch (err) {
         this.logger.warn({ topic, attempt, err: errorMessage(err) }, 'batch handler failed');
+        // A transient failure (a dependency down) is waited out, as the Kafka adapters do: dead-lettering would lose it.
+        if (isRetriable(err) && !this.closed && member.running) {
+          await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** Math.min(attempt, 6))));
+          attempt = 0;
+        }
       }
     }
     // Isolate the poison record(s): retry one by one and dead-letter only the ones that still fail.

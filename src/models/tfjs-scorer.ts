@@ -131,18 +131,14 @@ export class TfjsScorer implements Scorer {
     const { raw, center, invScale, clip, features } = this;
     const input = this.input.subarray(0, n * cols);
     for (let k = 0; k < n; k++) {
-      const f = vectors[observed[k]!]!.features ?? {};
       const at = k * cols;
+      readRow(vectors[observed[k]!]!.features ?? {}, features, raw, at);
       for (let c = 0; c < cols; c++) {
-        const v = f[features[c]!];
-        // Same normalisation as training (autoencoder-norm.ts normaliseRow); non-finite reads as the centre.
-        let z = 0;
-        if (typeof v === 'number' && Number.isFinite(v)) {
-          raw[at + c] = v;
-          z = ((v >= 0 ? Math.log1p(v) : -Math.log1p(-v)) - center[c]!) * invScale[c]!;
-          if (z > clip) z = clip;
-          else if (z < -clip) z = -clip;
-        } else raw[at + c] = 0;
+        // Same normalisation as training (autoencoder-norm.ts normaliseRow).
+        const v = raw[at + c]!;
+        let z = ((v >= 0 ? Math.log1p(v) : -Math.log1p(-v)) - center[c]!) * invScale[c]!;
+        if (z > clip) z = clip;
+        else if (z < -clip) z = -clip;
         input[at + c] = z;
       }
     }
@@ -288,6 +284,31 @@ export class TfjsScorer implements Scorer {
     const held = new Set<string>();
     for (const [kind, since] of now) if (v.windowEnd - since >= this.persistMs) held.add(kind);
     return held;
+  }
+}
+
+/**
+ * Reads one vector's features into `out` at `at` in `names` order, non-finite or missing as 0. Vectors from the
+ * feature extractor (and decoded from the bus) list their features in exactly that order, so one for-in pass with a
+ * key check reads them several times faster than a lookup per name (the objects are hash tables: >100 keys); any
+ * other order falls back to lookups.
+ */
+function readRow(f: Readonly<Record<string, number>>, names: readonly string[], out: Float64Array, at: number): void {
+  const cols = names.length;
+  let c = 0;
+  for (const key in f) {
+    if (c >= cols || key !== names[c]) {
+      c = -1;
+      break;
+    }
+    const v = f[key];
+    out[at + c] = typeof v === 'number' && Number.isFinite(v) ? v : 0;
+    c++;
+  }
+  if (c === cols) return;
+  for (c = 0; c < cols; c++) {
+    const v = f[names[c]!];
+    out[at + c] = typeof v === 'number' && Number.isFinite(v) ? v : 0;
   }
 }
 

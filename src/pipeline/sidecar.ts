@@ -10,6 +10,7 @@ import { SqliteStore } from '../actions/store/sqlite.js';
 import { buildApp } from '../api/app.js';
 import { ClusterView } from '../api/cluster-view.js';
 import type { ApiActions } from '../api/deps.js';
+import { validate } from '../bus/codec.js';
 import { createBus } from '../bus/factory.js';
 import type { Bus } from '../bus/port.js';
 import { redactConfig, resolveSecret } from '../config/load.js';
@@ -18,6 +19,7 @@ import { errorMessage, ForesightError } from '../errors.js';
 import { InfluxExporter } from '../exporters/influx.js';
 import { FeatureExtractor } from '../features/extractor.js';
 import type { Logger } from '../log.js';
+import type { TelemetrySample } from '../messages.js';
 import { createScorer } from '../models/factory.js';
 import { apiActionsFor } from './api-actions.js';
 import { createCollectors, type HealthCheck, startAll, type TelemetrySource } from './collectors.js';
@@ -153,7 +155,7 @@ export class SidecarRuntime {
       logger,
     });
     const groupId = config.bus.kafka.groupId;
-    featureStage = new FeatureStage({ bus, groupId, logger, extractor });
+    featureStage = new FeatureStage({ bus, groupId, logger, extractor, partitions: config.bus.partitions });
     const scoreStage = new ScoreStage({ bus, groupId, logger, scorer });
     const leadership = new Leadership(newEngine, (engine) => new ActionStage({ bus, groupId, logger, engine }), logger);
     // Every replica shows every node's scores on its dashboard; only the leader acts on them.
@@ -176,14 +178,44 @@ export class SidecarRuntime {
       { groupId: `${groupId}.view-features.${process.pid}` },
     );
 
-    const sink = (samples: Parameters<Parameters<typeof createCollectors>[1]>[0]) => {
+    // Collector output is checked before it is published: a bad sample is dead-lettered with the reason, the rest flows.
+    const sink = (samples: TelemetrySample[]) => {
       if (samples.length === 0) return;
+      const good: TelemetrySample[] = [];
+      const bad: { sample: TelemetrySample; reason: string }[] = [];
+      for (const s of samples) {
+        const problem = validate('telemetry', s);
+        if (problem) bad.push({ sample: s, reason: problem });
+        else good.push(s);
+      }
+      if (bad.length > 0) {
+        bus
+          .publish(
+            'deadletter',
+            bad.map(({ sample, reason }) => ({
+              key: typeof sample.nodeId === 'string' ? sample.nodeId : 'unknown',
+              value: {
+                topic: 'telemetry',
+                partition: -1,
+                offset: '-1',
+                code: 'FORESIGHT_ERR_BAD_MESSAGE',
+                reason: `collector produced an invalid sample: ${reason}`,
+                payload: JSON.stringify(sample).slice(0, 4096),
+                ts: Date.now(),
+              },
+            })),
+          )
+          .catch((err: unknown) => logger.error({ err: errorMessage(err) }, 'cannot dead-letter invalid telemetry'));
+      }
+      if (good.length === 0) return;
       bus
         .publish(
           'telemetry',
-          samples.map((s) => ({ key: s.nodeId, value: s, timestamp: s.ts })),
+          good.map((s) => ({ key: s.nodeId, value: s, timestamp: s.ts })),
         )
-        .catch((err: unknown) => logger.error({ err: errorMessage(err) }, 'cannot publish telemetry'));
+        .catch((err: unknown) =>
+          logger.error({ err: errorMessage(err), count: good.length }, 'cannot publish telemetry'),
+        );
     };
     const sources = createCollectors(config, sink, logger);
 

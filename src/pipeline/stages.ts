@@ -1,4 +1,4 @@
-import type { Bus, DeliveredRecord, Subscription } from '../bus/port.js';
+import { type Bus, type DeliveredRecord, partitionForKey, type Subscription } from '../bus/port.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { AuditRecord, FeatureVector, NodeScore, TelemetrySample } from '../messages.js';
@@ -76,8 +76,16 @@ export class FeatureStage {
   readonly counters: StageCounters = { in: 0, out: 0, deadLettered: 0 };
   private subscription: Subscription | null = null;
   private pendingRejects: RejectedSample[] = [];
+  /** Telemetry partitions this replica owns; null until the first assignment. */
+  private owned: Set<number> | null = null;
 
-  constructor(private readonly options: StageOptions & { extractor: WindowExtractor }) {}
+  constructor(
+    private readonly options: StageOptions & {
+      extractor: WindowExtractor;
+      /** Partitions of the telemetry topic; with several replicas each emits only the nodes it owns. */
+      partitions?: number;
+    },
+  ) {}
 
   /** The extractor reports rejected samples here (wired by the factory that builds it). */
   reject(sample: unknown, reason: string): void {
@@ -93,8 +101,23 @@ export class FeatureStage {
         for (let i = 0; i < batch.length; i++) samples[i] = batch[i]!.value;
         await this.emit(this.options.extractor.ingest(samples));
       },
-      { groupId: `${this.options.groupId}.features`, fromBeginning: true },
+      {
+        groupId: `${this.options.groupId}.features`,
+        fromBeginning: true,
+        onAssigned: (partitions) => {
+          this.owned = new Set(partitions);
+        },
+      },
     );
+  }
+
+  /**
+   * A node on a partition another replica owns would look unobserved here; its owner reports it, so this replica
+   * stays silent about it rather than claiming it went quiet.
+   */
+  private ownsNode(nodeId: string): boolean {
+    if (this.owned === null || this.options.partitions === undefined) return true;
+    return this.owned.has(partitionForKey(nodeId, this.options.partitions));
   }
 
   /** Closes windows by time even when no telemetry arrives (a silent cluster must still show as unobserved). */
@@ -102,7 +125,8 @@ export class FeatureStage {
     await this.emit(this.options.extractor.advance(nowMs));
   }
 
-  private async emit(vectors: FeatureVector[]): Promise<void> {
+  private async emit(all: FeatureVector[]): Promise<void> {
+    const vectors = this.owned === null ? all : all.filter((v) => this.ownsNode(v.nodeId));
     if (vectors.length > 0) {
       this.counters.out += vectors.length;
       await this.options.bus.publish(
