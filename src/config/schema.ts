@@ -75,7 +75,8 @@ const Guardrails = T.Object(
 
 const Timeouts = T.Object(
   {
-    drainTimeoutMs: T.Integer({ minimum: 1, default: 900_000 }),
+    /** Calls last minutes (mean ~3 min, a busy-hour tail past 15): a drain waits this long before the restart. */
+    drainTimeoutMs: T.Integer({ minimum: 1, default: 1_800_000 }),
     restartTimeoutMs: T.Integer({ minimum: 1, default: 180_000 }),
     recoveryTimeoutMs: T.Integer({ minimum: 1, default: 600_000 }),
   },

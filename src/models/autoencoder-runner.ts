@@ -57,7 +57,7 @@ export class AutoencoderRunner {
     if (stages === null) return this.model.predict(x) as Tensor2D;
     let h: Tensor2D = x;
     for (const s of stages) {
-      const z: Tensor2D = tf.fused.matMul({ a: h, b: s.kernel, ...(s.bias ? { bias: s.bias } : {}) });
+      const z = tf.fused.matMul({ a: h, b: s.kernel, ...(s.bias ? { bias: s.bias } : {}) }) as Tensor2D;
       h = s.activation === 'tanh' ? (tf.tanh(z) as Tensor2D) : z;
     }
     return h;

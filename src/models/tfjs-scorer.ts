@@ -46,6 +46,10 @@ function sigmoid(x: number): number {
   return 1 / (1 + Math.exp(-x));
 }
 
+/** Shared empty values, never written to: most windows of most nodes have no trend at all. */
+const NO_TRENDS: Map<string, number> = new Map();
+const NONE_HELD: ReadonlySet<string> = new Set();
+
 /**
  * How long each fast trend of one node has held, window by window. Scoring the same window again (a retry) gives the
  * same answer; a window older than the newest seen is scored as if nothing had persisted (no history, no credit).
@@ -54,8 +58,8 @@ class TrendPersistence {
   /** Window end of the newest window seen. */
   ts = Number.NEGATIVE_INFINITY;
   /** Since when (window start) each trend kind has held, as of `ts`, and as of the window before it. */
-  since = new Map<string, number>();
-  sinceBefore = new Map<string, number>();
+  since: Map<string, number> = NO_TRENDS;
+  sinceBefore: Map<string, number> = NO_TRENDS;
 }
 
 /**
@@ -260,10 +264,10 @@ export class TfjsScorer implements Scorer {
     let prior: Map<string, number>;
     if (v.windowEnd === state.ts) prior = state.sinceBefore;
     else if (v.windowEnd > state.ts) {
-      prior = v.windowEnd - state.ts > MAX_GAP_WINDOWS * windowMs ? new Map() : state.since;
-    } else prior = new Map();
+      prior = v.windowEnd - state.ts > MAX_GAP_WINDOWS * windowMs ? NO_TRENDS : state.since;
+    } else prior = NO_TRENDS;
 
-    const now = new Map<string, number>();
+    let now: Map<string, number> = NO_TRENDS;
     if (corroborated) {
       for (const fc of forecasts) {
         if (SELF_SUFFICIENT.has(fc.kind) || fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
@@ -273,6 +277,7 @@ export class TfjsScorer implements Scorer {
           const peer = peersOk ? finite(f[`z.peer.${level}`]) : own;
           if (Math.min(own, peer) < LEVEL_Z) continue;
         }
+        if (now === NO_TRENDS) now = new Map();
         now.set(fc.kind, prior.get(fc.kind) ?? v.windowStart);
       }
     }
@@ -281,6 +286,7 @@ export class TfjsScorer implements Scorer {
       state.since = now;
       state.ts = v.windowEnd;
     }
+    if (now === NO_TRENDS) return NONE_HELD;
     const held = new Set<string>();
     for (const [kind, since] of now) if (v.windowEnd - since >= this.persistMs) held.add(kind);
     return held;
