@@ -17,17 +17,38 @@ export interface NormalisationStats {
 export const SCALE_FLOOR = 0.1;
 export const DEFAULT_CLIP = 6;
 
+/**
+ * Features that describe the deployment, not the node's health: `peers.observed` is the cluster size minus one, so a
+ * model trained on 8-node clusters would find every window of a 4-node cluster odd. They are neutralised: centre 0
+ * and a scale so large that they normalise to ~0 whatever their value, so the network neither sees nor reconstructs them.
+ */
+export const CONTEXT_FEATURES: readonly string[] = ['peers.observed'];
+export const NEUTRAL_SCALE = 1e6;
+
 export function signedLog1p(x: number): number {
   return x >= 0 ? Math.log1p(x) : -Math.log1p(-x);
 }
 
-/** Fits centre and scale per column of `raw` (row-major, `cols` wide, raw feature values). */
-export function fitNormalisation(raw: Float64Array, cols: number, clip = DEFAULT_CLIP): NormalisationStats {
+/**
+ * Fits centre and scale per column of `raw` (row-major, `cols` wide, raw feature values). Columns in `neutral` get
+ * centre 0 and NEUTRAL_SCALE (see CONTEXT_FEATURES).
+ */
+export function fitNormalisation(
+  raw: Float64Array,
+  cols: number,
+  clip = DEFAULT_CLIP,
+  neutral: ReadonlySet<number> = new Set(),
+): NormalisationStats {
   const n = raw.length / cols;
   const center: number[] = [];
   const scale: number[] = [];
   const column = new Float64Array(n);
   for (let c = 0; c < cols; c++) {
+    if (neutral.has(c)) {
+      center.push(0);
+      scale.push(NEUTRAL_SCALE);
+      continue;
+    }
     for (let r = 0; r < n; r++) column[r] = signedLog1p(raw[r * cols + c]!);
     column.sort();
     const values = Array.from(column);
@@ -54,6 +75,15 @@ export function normaliseRow(
     else if (z < -clip) z = -clip;
     out[offset + c] = z;
   }
+}
+
+/** Indices of CONTEXT_FEATURES in `features`. */
+export function contextColumns(features: readonly string[]): Set<number> {
+  const out = new Set<number>();
+  features.forEach((f, i) => {
+    if (CONTEXT_FEATURES.includes(f)) out.add(i);
+  });
+  return out;
 }
 
 export function normaliseRows(stats: NormalisationStats, raw: Float64Array, cols: number): Float32Array {

@@ -26,7 +26,13 @@ export const LEVEL_Z = 3;
 export const DEFAULT_TREND_PERSIST_S = 60;
 /** Rows whose anomaly risk is below this get no reconstruction explanation (nothing stands out worth naming). */
 export const EXPLAIN_FLOOR = 0.05;
-/** Per-node memory of trend persistence; the oldest node is forgotten beyond this. */
+/** Evidence kind of the autoencoder's error at or above the calibration threshold. */
+const ANOMALY = 'anomaly';
+/** Anomaly risk ceiling until the error has stayed above the threshold for the persistence span (below 0.8, the default drain threshold). */
+export const UNSUSTAINED_CAP = 0.7;
+/** Logit units added to the anomaly once its error has stayed above the threshold for the persistence span. */
+export const SUSTAINED_GAIN = 2;
+/** Per-node memory of persistence; the oldest node is forgotten beyond this. */
 const MAX_TRACKED_NODES = 100_000;
 /** A gap of more than this many windows in a node's history restarts its persistence. */
 const MAX_GAP_WINDOWS = 3;
@@ -46,20 +52,19 @@ function sigmoid(x: number): number {
   return 1 / (1 + Math.exp(-x));
 }
 
-/** Shared empty values, never written to: most windows of most nodes have no trend at all. */
-const NO_TRENDS: Map<string, number> = new Map();
-const NONE_HELD: ReadonlySet<string> = new Set();
+/** Shared empty value, never written to: most windows of most nodes have no evidence at all. */
+const NO_RUNS: Map<string, number> = new Map();
 
 /**
  * How long each fast trend of one node has held, window by window. Scoring the same window again (a retry) gives the
  * same answer; a window older than the newest seen is scored as if nothing had persisted (no history, no credit).
  */
-class TrendPersistence {
+class Persistence {
   /** Window end of the newest window seen. */
   ts = Number.NEGATIVE_INFINITY;
-  /** Since when (window start) each trend kind has held, as of `ts`, and as of the window before it. */
-  since: Map<string, number> = NO_TRENDS;
-  sinceBefore: Map<string, number> = NO_TRENDS;
+  /** Since when (window start) each evidence kind has been active, as of `ts`, and as of the window before it. */
+  since: Map<string, number> = NO_RUNS;
+  sinceBefore: Map<string, number> = NO_RUNS;
 }
 
 /**
@@ -99,7 +104,7 @@ export class TfjsScorer implements Scorer {
   /** Error at which the anomaly risk reaches EXPLAIN_FLOOR. */
   private readonly explainError: number;
   private readonly corroborateError: number;
-  private readonly nodes = new Map<string, TrendPersistence>();
+  private readonly nodes = new Map<string, Persistence>();
   private raw = new Float64Array(0);
   private input = new Float32Array(0);
 
@@ -178,18 +183,44 @@ export class TfjsScorer implements Scorer {
   }
 
   private combine(v: FeatureVector, err: number, cells: Float32Array, cellsAt: number, rawAt: number): NodeScore {
-    const anomaly = riskFromError(err, this.manifest.calibration);
+    const cal = this.manifest.calibration;
+    const f = v.features ?? {};
+    const peersOk = finite(f['peers.observed']) >= 2;
+    const forecasts = forecastExhaustion(f, this.manifest.trend.limits);
+
+    // Evidence that must persist: the anomaly itself, and each fast trend that is corroborated with its level up.
+    let active: string[] | null = null;
+    if (err >= cal.threshold) active = [ANOMALY];
+    if (err >= this.corroborateError) {
+      for (const fc of forecasts) {
+        if (SELF_SUFFICIENT.has(fc.kind) || fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
+        const level = fc.levelSignal ?? null;
+        if (level !== null) {
+          const own = finite(f[`z.self.${level}`]);
+          const peer = peersOk ? finite(f[`z.peer.${level}`]) : own;
+          if (Math.min(own, peer) < LEVEL_Z) continue;
+        }
+        (active ??= []).push(fc.kind);
+      }
+    }
+    const since = this.track(v, active);
+    const held = (kind: string) => {
+      const t = since.get(kind);
+      return t !== undefined && v.windowEnd - t > this.persistMs;
+    };
+
+    // Anomaly: calibrated error; capped below the drain threshold until it has lasted, then strengthened.
+    let anomaly = riskFromError(err, cal);
+    if (held(ANOMALY)) {
+      anomaly = sigmoid(cal.steepness * (Math.log(err) - Math.log(cal.threshold)) + SUSTAINED_GAIN);
+    } else if (anomaly > UNSUSTAINED_CAP) anomaly = UNSUSTAINED_CAP;
     const contributions: ScoreContribution[] = cellsAt >= 0 ? this.explainCells(cells, cellsAt, rawAt, anomaly) : [];
 
-    const f = v.features ?? {};
-    const forecasts = forecastExhaustion(f, this.manifest.trend.limits);
-    const held = this.persistence(v, forecasts, err >= this.corroborateError);
     let trendLogit = Number.NEGATIVE_INFINITY;
     let timeToFailureS: number | null = null;
-    const peersOk = finite(f['peers.observed']) >= 2;
     for (const fc of forecasts) {
       if (fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
-      if (!SELF_SUFFICIENT.has(fc.kind) && !held.has(fc.kind)) continue;
+      if (!SELF_SUFFICIENT.has(fc.kind) && !held(fc.kind)) continue;
       const gate = peersOk ? clamp((finite(f[`z.peer.${fc.peerSignal}`]) - 2) / 2, 0, 1) : 1;
       if (gate <= 0) continue;
       timeToFailureS = timeToFailureS === null ? fc.timeToLimitS : Math.min(timeToFailureS, fc.timeToLimitS);
@@ -245,12 +276,10 @@ export class TfjsScorer implements Scorer {
   }
 
   /**
-   * Updates the node's persistence with this window and returns the fast trend kinds that have held for the
-   * persistence span: forecast present, level standing out, autoencoder corroborating, in every window since.
+   * Records which evidence kinds are active in this window and returns, for each, the start of the unbroken run of
+   * windows in which it has been active (a gap of more than MAX_GAP_WINDOWS unobserved windows breaks a run).
    */
-  private persistence(v: FeatureVector, forecasts: readonly Forecast[], corroborated: boolean): ReadonlySet<string> {
-    const f = v.features ?? {};
-    const peersOk = finite(f['peers.observed']) >= 2;
+  private track(v: FeatureVector, active: readonly string[] | null): ReadonlyMap<string, number> {
     const windowMs = Math.max(1, v.windowEnd - v.windowStart);
     let state = this.nodes.get(v.nodeId);
     if (state === undefined) {
@@ -258,38 +287,26 @@ export class TfjsScorer implements Scorer {
         const oldest = this.nodes.keys().next().value;
         if (oldest !== undefined) this.nodes.delete(oldest);
       }
-      state = new TrendPersistence();
+      state = new Persistence();
       this.nodes.set(v.nodeId, state);
     }
     let prior: Map<string, number>;
     if (v.windowEnd === state.ts) prior = state.sinceBefore;
     else if (v.windowEnd > state.ts) {
-      prior = v.windowEnd - state.ts > MAX_GAP_WINDOWS * windowMs ? NO_TRENDS : state.since;
-    } else prior = NO_TRENDS;
+      prior = v.windowEnd - state.ts > MAX_GAP_WINDOWS * windowMs ? NO_RUNS : state.since;
+    } else prior = NO_RUNS;
 
-    let now: Map<string, number> = NO_TRENDS;
-    if (corroborated) {
-      for (const fc of forecasts) {
-        if (SELF_SUFFICIENT.has(fc.kind) || fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
-        const level = fc.levelSignal ?? null;
-        if (level !== null) {
-          const own = finite(f[`z.self.${level}`]);
-          const peer = peersOk ? finite(f[`z.peer.${level}`]) : own;
-          if (Math.min(own, peer) < LEVEL_Z) continue;
-        }
-        if (now === NO_TRENDS) now = new Map();
-        now.set(fc.kind, prior.get(fc.kind) ?? v.windowStart);
-      }
+    let now: Map<string, number> = NO_RUNS;
+    if (active !== null && active.length > 0) {
+      now = new Map();
+      for (const kind of active) now.set(kind, prior.get(kind) ?? v.windowStart);
     }
     if (v.windowEnd >= state.ts) {
       if (v.windowEnd > state.ts) state.sinceBefore = state.since;
       state.since = now;
       state.ts = v.windowEnd;
     }
-    if (now === NO_TRENDS) return NONE_HELD;
-    const held = new Set<string>();
-    for (const [kind, since] of now) if (v.windowEnd - since >= this.persistMs) held.add(kind);
-    return held;
+    return now;
   }
 }
 

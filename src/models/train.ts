@@ -16,7 +16,7 @@ import {
   type TrainSpec,
   trainAutoencoder,
 } from './autoencoder.js';
-import { fitNormalisation, normaliseRows } from './autoencoder-norm.js';
+import { contextColumns, fitNormalisation, normaliseRows } from './autoencoder-norm.js';
 import { buildCalibration, type CalibrationOptions } from './calibration.js';
 import { isUp } from './scorer.js';
 import { loadTf, type Tf, type TfBackendName } from './tf-backend.js';
@@ -360,7 +360,7 @@ export async function trainModel(input: TrainModelInput): Promise<TrainedModel> 
   const spec: TrainSpec = { ...DEFAULT_TRAIN_SPEC, ...input.spec, shuffleSeed: input.shuffleSeed };
   const hidden = input.hidden ?? DEFAULT_HIDDEN;
   const trainRaw = subsample(input.train, cols, input.maxTrainRows ?? 24_000, input.shuffleSeed ^ 0x5eed);
-  const normalisation = fitNormalisation(trainRaw, cols);
+  const normalisation = fitNormalisation(trainRaw, cols, undefined, contextColumns(FEATURE_NAMES));
   const x = normaliseRows(normalisation, trainRaw, cols);
   const architecture = { inputSize: cols, hidden, seed: input.initSeed, activation: 'tanh' as const };
   const model = buildAutoencoder(tf, architecture);
