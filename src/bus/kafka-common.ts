@@ -320,3 +320,49 @@ export class HookChain {
 function wireTimestamp(ts: number): number {
   return Number.isFinite(ts) ? Math.trunc(ts) : Date.now();
 }
+
+/**
+ * Decodes records read outside the group (readRange). Poison is skipped, not dead-lettered: the group's consumer
+ * meets the same records and dead-letters them once.
+ */
+export function decodeRange<T>(topic: TopicName, raw: RawRecord[], maxMessageBytes: number): DeliveredRecord<T>[] {
+  const out: DeliveredRecord<T>[] = [];
+  for (const r of raw) {
+    const decoded = decodeMany(topic, r.value, maxMessageBytes);
+    if (!decoded.ok) continue;
+    const key = r.key === null ? '' : r.key.toString('utf8');
+    for (const value of decoded.values) {
+      out.push({ topic, partition: r.partition, offset: r.offset, key, value: value as T, timestamp: r.timestamp });
+    }
+  }
+  return out;
+}
+
+/** Kafka's ListOffsets treats -1 and -2 as "end" and "start": a time lookup must stay at or above 0. */
+export function lookupTimestamp(fromTs: number): number {
+  return Number.isFinite(fromTs) ? Math.max(0, Math.floor(fromTs)) : 0;
+}
+
+/** One partition's range to read: [start, end). */
+export interface PartitionRange {
+  partition: number;
+  start: bigint;
+  end: bigint;
+}
+
+/**
+ * Ranges from the offset-for-time lookup and the end offsets. A partition with no record at or after the time
+ * (the lookup answers -1, or an offset past the end) has an empty range.
+ */
+export function rangesFrom(
+  partitions: readonly number[],
+  starts: Map<number, bigint>,
+  ends: Map<number, bigint>,
+): PartitionRange[] {
+  return partitions.map((partition) => {
+    const end = ends.get(partition) ?? 0n;
+    const found = starts.get(partition);
+    const start = found === undefined || found < 0n || found > end ? end : found;
+    return { partition, start, end };
+  });
+}

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { type Admin, CompressionTypes, type Consumer, Kafka, type LogEntry, logLevel, type Producer } from 'kafkajs';
 import { ForesightError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -5,10 +6,13 @@ import { silentLogger } from '../log.js';
 import type { DeadLetter } from '../messages.js';
 import {
   ConsumerInactiveError,
+  decodeRange,
   HookChain,
   type KafkaBusOptions,
   kafkaTopic,
+  lookupTimestamp,
   processBatch,
+  rangesFrom,
   type ResolvedKafkaOptions,
   resolveOptions,
   toWire,
@@ -16,8 +20,11 @@ import {
 import {
   type BatchHandler,
   type Bus,
+  type DeliveredRecord,
   type OutgoingRecord,
   partitionForKey,
+  type RangeEnd,
+  type ReadRangeOptions,
   type SubscribeOptions,
   type Subscription,
   TOPIC_NAMES,
@@ -193,6 +200,102 @@ export class KafkajsBus implements Bus {
     };
     this.subscriptions.add(subscription);
     return subscription;
+  }
+
+  /**
+   * kafkajs has no group-less fetch, so the range is read by a throwaway consumer in a group of its own that seeks to
+   * the start offsets, never commits, and leaves as soon as every partition reached its end. No member of any real
+   * group is affected. A group of one with no committed offsets joins in well under a second.
+   */
+  async readRange<K extends TopicName>(
+    topic: K,
+    options: ReadRangeOptions,
+    handler: (batch: DeliveredRecord<TopicMap[K]>[]) => void | Promise<void>,
+  ): Promise<RangeEnd> {
+    await this.connect();
+    const name = kafkaTopic(this.options.topicPrefix, topic);
+    const count = await this.partitionCount(name);
+    const partitions = options.partitions ?? Array.from({ length: count }, (_, p) => p);
+    const [starts, ends] = await Promise.all([
+      this.admin.fetchTopicOffsetsByTimestamp(name, lookupTimestamp(options.fromTs)),
+      this.admin.fetchTopicOffsets(name),
+    ]);
+    const ranges = rangesFrom(
+      partitions,
+      new Map(starts.map((p) => [p.partition, BigInt(p.offset)])),
+      new Map(ends.map((p) => [p.partition, BigInt(p.high)])),
+    );
+    const result: RangeEnd = new Map(ranges.map((r) => [r.partition, r.end.toString()]));
+    const open = new Map(ranges.filter((r) => r.start < r.end).map((r) => [r.partition, r]));
+    if (open.size === 0) return result;
+
+    const consumer = this.kafka.consumer({
+      groupId: `${this.options.clientId}.replay.${randomUUID()}`,
+      sessionTimeout: Math.max(this.options.sessionTimeoutMs, 6_000),
+      heartbeatInterval: this.options.heartbeatIntervalMs,
+      maxWaitTimeInMs: 100,
+      maxBytesPerPartition: 4 * 1024 * 1024,
+      allowAutoTopicCreation: false,
+      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000 },
+    });
+    let finish: (err?: unknown) => void = () => undefined;
+    const finished = new Promise<void>((resolve, reject) => {
+      finish = (err?: unknown) => (err === undefined ? resolve() : reject(err));
+    });
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [name], fromBeginning: false });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        eachBatch: async ({ batch }) => {
+          const range = open.get(batch.partition);
+          if (!range) return;
+          const first = batch.messages[0];
+          // A fetch issued before the seek took effect starts elsewhere (at the end): wait for the seeked one.
+          if (!first || BigInt(first.offset) > range.start) return;
+          const raw = batch.messages
+            .filter((m) => BigInt(m.offset) >= range.start && BigInt(m.offset) < range.end)
+            .map((m) => ({
+              partition: batch.partition,
+              offset: m.offset,
+              key: m.key,
+              value: m.value,
+              timestamp: Number(m.timestamp),
+            }));
+          try {
+            const records = decodeRange<TopicMap[K]>(topic, raw, this.options.maxMessageBytes);
+            if (records.length > 0) await handler(records);
+          } catch (err) {
+            finish(err);
+            return;
+          }
+          const last = batch.messages[batch.messages.length - 1];
+          if (last) range.start = BigInt(last.offset) + 1n;
+          if (range.start >= range.end) {
+            open.delete(batch.partition);
+            if (open.size === 0) finish();
+          }
+        },
+      });
+      for (const range of open.values()) {
+        consumer.seek({ topic: name, partition: range.partition, offset: range.start.toString() });
+      }
+      const others = Array.from({ length: count }, (_, p) => p).filter((p) => !open.has(p));
+      if (others.length > 0) consumer.pause([{ topic: name, partitions: others }]);
+      const deadline = setTimeout(
+        () => finish(new ForesightError('FORESIGHT_ERR_TIMEOUT', `reading ${name} took over 120 s`)),
+        120_000,
+      );
+      try {
+        await finished;
+      } finally {
+        clearTimeout(deadline);
+      }
+    } finally {
+      await consumer.disconnect().catch(() => undefined);
+    }
+    return result;
   }
 
   async lag(topic: TopicName, groupId: string): Promise<number> {

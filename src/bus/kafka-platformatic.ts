@@ -12,11 +12,15 @@ import { silentLogger } from '../log.js';
 import type { DeadLetter } from '../messages.js';
 import {
   ConsumerInactiveError,
+  decodeRange,
   HookChain,
   type KafkaBusOptions,
   kafkaTopic,
+  lookupTimestamp,
   processBatch,
+  type RawRecord,
   type ResolvedKafkaOptions,
+  rangesFrom,
   resolveOptions,
   sleep,
   toWire,
@@ -24,8 +28,11 @@ import {
 import {
   type BatchHandler,
   type Bus,
+  type DeliveredRecord,
   type OutgoingRecord,
   partitionForKey,
+  type RangeEnd,
+  type ReadRangeOptions,
   type SubscribeOptions,
   type Subscription,
   TOPIC_NAMES,
@@ -40,6 +47,9 @@ interface Outgoing {
   resolve: () => void;
   reject: (err: unknown) => void;
 }
+
+/** Record batch attribute bit of transaction markers, which carry no messages. */
+const CONTROL_BATCH = 0x20;
 
 /** Most records coalesced into one produce request. */
 const MAX_SEND = 20_000;
@@ -61,6 +71,8 @@ export class PlatformaticBus implements Bus {
   private readonly subscriptions = new Set<Subscription>();
   private closed = false;
   private readonly outbox: Outgoing[] = [];
+  /** Fetches for readRange; it never joins a group (plain Fetch requests to the partition leaders). */
+  private reader: Consumer<Buffer, Buffer, Buffer, Buffer> | null = null;
   private flushing = false;
 
   constructor(options: KafkaBusOptions) {
@@ -379,6 +391,110 @@ export class PlatformaticBus implements Bus {
     return subscription;
   }
 
+  async readRange<K extends TopicName>(
+    topic: K,
+    options: ReadRangeOptions,
+    handler: (batch: DeliveredRecord<TopicMap[K]>[]) => void | Promise<void>,
+  ): Promise<RangeEnd> {
+    this.assertOpen();
+    const name = kafkaTopic(this.options.topicPrefix, topic);
+    const count = await this.partitionCount(name);
+    const partitions = options.partitions ?? Array.from({ length: count }, (_, p) => p);
+    const offsetsAt = async (timestamp: bigint): Promise<Map<number, bigint>> => {
+      const listed = await this.admin.listOffsets({
+        topics: [{ name, partitions: partitions.map((partitionIndex) => ({ partitionIndex, timestamp })) }],
+      });
+      return new Map((listed[0]?.partitions ?? []).map((p) => [p.partitionIndex, p.offset]));
+    };
+    const [starts, ends] = await Promise.all([offsetsAt(BigInt(lookupTimestamp(options.fromTs))), offsetsAt(-1n)]);
+    const result: RangeEnd = new Map();
+    for (const range of rangesFrom(partitions, starts, ends)) {
+      result.set(range.partition, range.end.toString());
+      let next = range.start;
+      let idle = 0;
+      while (next < range.end) {
+        this.assertOpen();
+        const raw = await this.fetchFrom(name, range.partition, next);
+        if (raw.logStart > next) next = raw.logStart; // trimmed by retention meanwhile
+        const inRange = raw.records.filter((r) => BigInt(r.offset) >= next && BigInt(r.offset) < range.end);
+        if (raw.nextOffset <= next) {
+          // Below the end yet nothing came back (a leader moving): ask again, but not forever.
+          if (++idle > 100) {
+            throw new ForesightError('FORESIGHT_ERR_SOURCE', `${name}/${range.partition}: no records at ${next}`);
+          }
+          await sleep(50);
+          continue;
+        }
+        idle = 0;
+        next = raw.nextOffset;
+        const batch = decodeRange<TopicMap[K]>(topic, inRange, this.options.maxMessageBytes);
+        if (batch.length > 0) await handler(batch);
+      }
+    }
+    return result;
+  }
+
+  /** One Fetch request for one partition from an offset; control batches (transaction markers) are skipped. */
+  private async fetchFrom(
+    name: string,
+    partition: number,
+    offset: bigint,
+  ): Promise<{ records: RawRecord[]; nextOffset: bigint; logStart: bigint }> {
+    this.reader ??= new Consumer({
+      clientId: `${this.options.clientId}-reader`,
+      bootstrapBrokers: this.options.brokers,
+      groupId: `${this.options.clientId}.reader`,
+      retries: 8,
+      retryDelay: 500,
+    });
+    const meta = await this.reader.metadata({ topics: [name] });
+    const topicMeta = meta.topics.get(name);
+    const leader = topicMeta?.partitions[partition]?.leader;
+    if (!topicMeta || leader === undefined) {
+      throw new ForesightError('FORESIGHT_ERR_CONFIG', `no leader for ${name} partition ${partition}`);
+    }
+    const response = await this.reader.fetch({
+      node: leader,
+      maxWaitTime: 100,
+      topics: [
+        {
+          topicId: topicMeta.id,
+          partitions: [
+            {
+              partition,
+              fetchOffset: offset,
+              partitionMaxBytes: 4 * 1024 * 1024,
+              currentLeaderEpoch: -1,
+              lastFetchedEpoch: -1,
+            },
+          ],
+        },
+      ],
+    });
+    const part = response.responses[0]?.partitions.find((p) => p.partitionIndex === partition);
+    if (!part) return { records: [], nextOffset: offset, logStart: offset };
+    if (part.errorCode !== 0) {
+      throw new ForesightError('FORESIGHT_ERR_SOURCE', `fetch ${name}/${partition} failed: error ${part.errorCode}`);
+    }
+    const records: RawRecord[] = [];
+    let nextOffset = offset;
+    for (const batch of part.records ?? []) {
+      const last = batch.firstOffset + BigInt(batch.lastOffsetDelta);
+      if (last + 1n > nextOffset) nextOffset = last + 1n;
+      if (batch.attributes & CONTROL_BATCH) continue;
+      for (const record of batch.records) {
+        records.push({
+          partition,
+          offset: (batch.firstOffset + BigInt(record.offsetDelta)).toString(),
+          key: record.key,
+          value: record.value,
+          timestamp: Number(batch.firstTimestamp + record.timestampDelta),
+        });
+      }
+    }
+    return { records, nextOffset, logStart: part.logStartOffset };
+  }
+
   async lag(topic: TopicName, groupId: string): Promise<number> {
     this.assertOpen();
     const name = kafkaTopic(this.options.topicPrefix, topic);
@@ -414,7 +530,7 @@ export class PlatformaticBus implements Bus {
     if (this.closed) return;
     this.closed = true;
     for (const s of [...this.subscriptions]) await s.stop();
-    await Promise.allSettled([this.producer.close(), this.admin.close()]);
+    await Promise.allSettled([this.producer.close(), this.admin.close(), this.reader?.close()]);
   }
 
   private assertOpen(): void {

@@ -8,6 +8,8 @@ import {
   type DeliveredRecord,
   type OutgoingRecord,
   partitionForKey,
+  type RangeEnd,
+  type ReadRangeOptions,
   type SubscribeOptions,
   type Subscription,
   TOPIC_NAMES,
@@ -50,6 +52,11 @@ export interface MemoryBusOptions {
   maxAttempts?: number;
   /** Records kept per partition of a topic no group reads. */
   retainUnconsumed?: number;
+  /**
+   * Records kept per partition after every group committed them, so readRange can re-read the recent past (as Kafka's
+   * retention allows). Default 0: committed records are dropped, which is all a single in-process replica needs.
+   */
+  retainCommitted?: number;
   logger?: Logger;
 }
 
@@ -66,6 +73,7 @@ export class MemoryBus implements Bus {
   private readonly maxBatch: number;
   private readonly maxAttempts: number;
   private readonly retainUnconsumed: number;
+  private readonly retainCommitted: number;
   private readonly logger: Logger;
   private nextMemberId = 1;
   private scheduled = false;
@@ -78,6 +86,7 @@ export class MemoryBus implements Bus {
     this.maxBatch = options.maxBatch ?? 4096;
     this.maxAttempts = options.maxAttempts ?? 3;
     this.retainUnconsumed = options.retainUnconsumed ?? 10_000;
+    this.retainCommitted = Math.max(0, Math.floor(options.retainCommitted ?? 0));
     this.logger = (options.logger ?? silentLogger()).child({ component: 'memory-bus' });
     for (const topic of TOPIC_NAMES) {
       this.topics.set(
@@ -147,6 +156,46 @@ export class MemoryBus implements Bus {
         this.schedule();
       },
     };
+  }
+
+  async readRange<K extends TopicName>(
+    topic: K,
+    options: ReadRangeOptions,
+    handler: (batch: DeliveredRecord<TopicMap[K]>[]) => void | Promise<void>,
+  ): Promise<RangeEnd> {
+    if (this.closed) throw new ForesightError('FORESIGHT_ERR_CONFLICT', 'bus closed');
+    const parts = this.topicPartitions(topic);
+    const wanted = options.partitions ?? parts.map((_, i) => i);
+    const ends: RangeEnd = new Map();
+    for (const p of wanted) {
+      const partition = parts[p];
+      if (partition === undefined) throw new ForesightError('FORESIGHT_ERR_CONFIG', `${topic} has no partition ${p}`);
+      const end = partition.base + partition.records.length;
+      ends.set(p, String(end));
+      // Kafka's offset-for-time: the first record whose timestamp is >= fromTs; everything after it is read.
+      let first = partition.records.findIndex((r) => r.timestamp >= options.fromTs);
+      if (first < 0) first = partition.records.length;
+      // A snapshot, because trimming may splice the array while the handler awaits.
+      const snapshot = partition.records.slice(first);
+      const base = partition.base + first;
+      for (let i = 0; i < snapshot.length; i += this.maxBatch) {
+        const batch: DeliveredRecord<TopicMap[K]>[] = [];
+        const upto = Math.min(snapshot.length, i + this.maxBatch);
+        for (let j = i; j < upto; j++) {
+          const r = snapshot[j]!;
+          batch.push({
+            topic,
+            partition: p,
+            offset: String(base + j),
+            key: r.key,
+            value: r.value as TopicMap[K],
+            timestamp: r.timestamp,
+          });
+        }
+        await handler(batch);
+      }
+    }
+    return ends;
   }
 
   async lag(topic: TopicName, groupId: string): Promise<number> {
@@ -321,7 +370,10 @@ export class MemoryBus implements Bus {
       }
       for (let i = 0; i < parts.length; i++) {
         const p = parts[i]!;
-        const low = Math.min(...groups.map((g) => g.committed[i]!));
+        const low = Math.min(
+          ...groups.map((g) => g.committed[i]!),
+          p.base + p.records.length - this.retainCommitted,
+        );
         const drop = low - p.base;
         // Splicing a long array is O(n); trimming in chunks keeps the amortised cost low.
         if (drop >= 1024 || (drop > 0 && drop === p.records.length)) {

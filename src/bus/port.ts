@@ -46,6 +46,22 @@ export interface SubscribeOptions {
   onRevoked?: (partitions: number[]) => Promise<void> | void;
 }
 
+export interface ReadRangeOptions {
+  /** Partitions to read; every partition of the topic when omitted. */
+  partitions?: readonly number[];
+  /**
+   * Start of the range, epoch ms: each partition is read from its first record whose timestamp is >= this (Kafka's
+   * offset-for-time lookup), so records behind it with older timestamps (late arrivals) are included too.
+   */
+  fromTs: number;
+}
+
+/**
+ * Where a range read stopped, per partition read: the offset after the last record the read covered (the partition's
+ * end when the read began), as a decimal string. Records at or above it were not read.
+ */
+export type RangeEnd = Map<number, string>;
+
 export interface Subscription {
   /** Leaves the group; the remaining members take over its partitions. */
   stop(): Promise<void>;
@@ -61,6 +77,16 @@ export interface Bus {
     handler: BatchHandler<TopicMap[K]>,
     options: SubscribeOptions,
   ): Promise<Subscription>;
+  /**
+   * Reads the records of some partitions from a point in time up to their end as of the call, outside any consumer
+   * group: nothing is committed and no group member is affected. Batches come per partition in offset order; records
+   * that do not decode are skipped (the group's consumer dead-letters them). For rebuilding state after a rebalance.
+   */
+  readRange<K extends TopicName>(
+    topic: K,
+    options: ReadRangeOptions,
+    handler: (batch: DeliveredRecord<TopicMap[K]>[]) => void | Promise<void>,
+  ): Promise<RangeEnd>;
   /** Messages not yet committed by a group, summed over partitions. */
   lag(topic: TopicName, groupId: string): Promise<number>;
   close(): Promise<void>;

@@ -157,7 +157,7 @@ async function runLive(config: Readonly<ForesightConfig>, options: DemoOptions):
       actions: runtime.engineActions(),
       audit: { query: (q) => runtime.store.queryAudit(q) },
       model: {
-        info: () => ({ name: runtime.scorerName, version: '1', threshold: config.actions.guardrails.riskThreshold }),
+        info: () => ({ ...runtime.scorerInfo }),
       },
       config: () => redactConfig(config) as Record<string, unknown>,
       health: () => [

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ForesightConfig } from '../config/schema.js';
@@ -6,13 +6,70 @@ import type { Logger } from '../log.js';
 import { enforceScoreContract, type Scorer } from './scorer.js';
 import { StatScorer } from './stat-scorer.js';
 
-/** Builds the configured scorer behind the score contract (risk in [0, 1], enforced). */
-export async function createScorer(config: Readonly<ForesightConfig>, logger: Logger): Promise<Scorer> {
+/** What GET /api/model shows: which scorer decides, on what evidence it was judged. */
+export interface ScorerInfo {
+  name: string;
+  version: string;
+  kind: 'stat' | 'tfjs';
+  threshold: number;
+  trainedAt: string | null;
+  /** Held-out figures: the tfjs manifest's, or the last `npm run evaluate` report for this scorer when present. */
+  evaluation?: Record<string, unknown>;
+  backend?: string;
+  features?: number;
+}
+
+/** Builds the configured scorer behind the score contract (risk in [0, 1], enforced), with what the API shows of it. */
+export async function createScorerWithInfo(
+  config: Readonly<ForesightConfig>,
+  logger: Logger,
+): Promise<{ scorer: Scorer; info: ScorerInfo }> {
+  const threshold = config.actions.guardrails.riskThreshold;
   if (config.model.kind === 'tfjs') {
-    const { createTfjsScorer } = await import('./tfjs-factory.js');
-    return enforceScoreContract(await createTfjsScorer(resolveModelPath(config.model.path), logger));
+    const { loadTfjsScorer } = await import('./tfjs-factory.js');
+    const { scorer, manifest, backend } = await loadTfjsScorer(resolveModelPath(config.model.path), logger);
+    return {
+      scorer: enforceScoreContract(scorer),
+      info: {
+        name: manifest.name,
+        version: manifest.scorer,
+        kind: 'tfjs',
+        threshold,
+        trainedAt: manifest.createdAt,
+        evaluation: manifest.evaluation ?? undefined,
+        backend,
+        features: manifest.features.length,
+      },
+    };
   }
-  return enforceScoreContract(new StatScorer());
+  const scorer = new StatScorer();
+  return {
+    scorer: enforceScoreContract(scorer),
+    info: {
+      name: 'statistical',
+      version: scorer.name,
+      kind: 'stat',
+      threshold,
+      trainedAt: null,
+      evaluation: readEvaluation('stat'),
+    },
+  };
+}
+
+export async function createScorer(config: Readonly<ForesightConfig>, logger: Logger): Promise<Scorer> {
+  return (await createScorerWithInfo(config, logger)).scorer;
+}
+
+/** The summary of the last held-out evaluation, if `npm run evaluate` has been run here. */
+function readEvaluation(scorer: string): Record<string, unknown> | undefined {
+  const file = resolve(PACKAGE_ROOT, 'var/evaluation', `${scorer}.json`);
+  if (!existsSync(file)) return undefined;
+  try {
+    const report = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    return (report.model as Record<string, unknown> | undefined) ?? { file };
+  } catch {
+    return undefined;
+  }
 }
 
 /** The package root (two levels above this module, in src/ and in dist/ alike). */

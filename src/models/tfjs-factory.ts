@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import { loadModelArtefact } from './artefact.js';
+import { loadModelArtefact, type ModelManifest } from './artefact.js';
 import type { Scorer } from './scorer.js';
 import { TfjsScorer } from './tfjs-scorer.js';
 
@@ -7,7 +7,10 @@ import { TfjsScorer } from './tfjs-scorer.js';
  * Loads the TensorFlow.js scorer from a model artefact directory; a model that does not match the feature pipeline is
  * refused here, at start-up. Kept apart so the statistical scorer never loads TensorFlow.js.
  */
-export async function createTfjsScorer(path: string, logger: Logger): Promise<Scorer> {
+export async function loadTfjsScorer(
+  path: string,
+  logger: Logger,
+): Promise<{ scorer: Scorer; manifest: ModelManifest; backend: string }> {
   const artefact = await loadModelArtefact(path, { logger });
-  return new TfjsScorer(artefact);
+  return { scorer: new TfjsScorer(artefact), manifest: artefact.manifest, backend: artefact.backend };
 }

@@ -4,7 +4,7 @@ import { AutoencoderRunner } from './autoencoder-runner.js';
 import { riskFromError } from './calibration.js';
 import { activeCallsOf, isUp, type Scorer, unobservedScore } from './scorer.js';
 import type { Tf } from './tf-backend.js';
-import { type Forecast, forecastExhaustion } from './trend.js';
+import { forecastExhaustion } from './trend.js';
 
 type LayersModel = import('@tensorflow/tfjs').LayersModel;
 
@@ -13,6 +13,10 @@ export interface TfjsScorerOptions {
   explainTop?: number;
   /** How long a fast trend (queue, latency) must have held before its forecast counts. Default 60 s. */
   trendPersistS?: number;
+  /** Anomaly risk from which persistence is tracked. Default ELEVATED_RISK. */
+  elevatedRisk?: number;
+  /** Logit units a sustained anomaly gains. Default SUSTAINED_GAIN. */
+  sustainedGain?: number;
 }
 
 /** Logit units a trend gains per e-fold shortening of its forecast, and the cap (same shape as the stat scorer's). */
@@ -32,6 +36,8 @@ const ANOMALY = 'anomaly';
 export const UNSUSTAINED_CAP = 0.7;
 /** Logit units added to the anomaly once its error has stayed above the threshold for the persistence span. */
 export const SUSTAINED_GAIN = 2;
+/** Calibrated anomaly risk from which an anomaly counts as elevated, i.e. its persistence is tracked. */
+export const ELEVATED_RISK = 0.3;
 /** Per-node memory of persistence; the oldest node is forgotten beyond this. */
 const MAX_TRACKED_NODES = 100_000;
 /** A gap of more than this many windows in a node's history restarts its persistence. */
@@ -104,6 +110,9 @@ export class TfjsScorer implements Scorer {
   /** Error at which the anomaly risk reaches EXPLAIN_FLOOR. */
   private readonly explainError: number;
   private readonly corroborateError: number;
+  /** Error at which the anomaly counts as elevated (ELEVATED_RISK) for persistence. */
+  private readonly elevatedError: number;
+  private readonly sustainedGain: number;
   private readonly nodes = new Map<string, Persistence>();
   private raw = new Float64Array(0);
   private input = new Float32Array(0);
@@ -124,8 +133,10 @@ export class TfjsScorer implements Scorer {
     this.clip = norm.clip;
     const cal = this.manifest.calibration;
     // Inverse of riskFromError: ln(err) = ln(threshold) + logit(p) / steepness.
-    this.explainError = cal.threshold * Math.exp(Math.log(EXPLAIN_FLOOR / (1 - EXPLAIN_FLOOR)) / cal.steepness);
+    this.explainError = errorAtRisk(EXPLAIN_FLOOR, cal.threshold, cal.steepness);
     this.corroborateError = errorAtPercentile(CORROBORATE_PERCENTILE, cal.p, cal.error);
+    this.elevatedError = errorAtRisk(options.elevatedRisk ?? ELEVATED_RISK, cal.threshold, cal.steepness);
+    this.sustainedGain = options.sustainedGain ?? SUSTAINED_GAIN;
   }
 
   score(vectors: readonly FeatureVector[]): NodeScore[] {
@@ -190,18 +201,16 @@ export class TfjsScorer implements Scorer {
 
     // Evidence that must persist: the anomaly itself, and each fast trend that is corroborated with its level up.
     let active: string[] | null = null;
-    if (err >= cal.threshold) active = [ANOMALY];
-    if (err >= this.corroborateError) {
-      for (const fc of forecasts) {
-        if (SELF_SUFFICIENT.has(fc.kind) || fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
-        const level = fc.levelSignal ?? null;
-        if (level !== null) {
-          const own = finite(f[`z.self.${level}`]);
-          const peer = peersOk ? finite(f[`z.peer.${level}`]) : own;
-          if (Math.min(own, peer) < LEVEL_Z) continue;
-        }
-        (active ??= []).push(fc.kind);
-      }
+    if (err >= this.elevatedError) active = [ANOMALY];
+    for (const fc of forecasts) {
+      if (SELF_SUFFICIENT.has(fc.kind) || fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
+      const level = fc.levelSignal ?? null;
+      if (level !== null) {
+        const own = finite(f[`z.self.${level}`]);
+        const peer = peersOk ? finite(f[`z.peer.${level}`]) : own;
+        if (Math.min(own, peer) < LEVEL_Z) continue;
+      } else if (err < this.corroborateError) continue;
+      (active ??= []).push(fc.kind);
     }
     const since = this.track(v, active);
     const held = (kind: string) => {
@@ -212,7 +221,7 @@ export class TfjsScorer implements Scorer {
     // Anomaly: calibrated error; capped below the drain threshold until it has lasted, then strengthened.
     let anomaly = riskFromError(err, cal);
     if (held(ANOMALY)) {
-      anomaly = sigmoid(cal.steepness * (Math.log(err) - Math.log(cal.threshold)) + SUSTAINED_GAIN);
+      anomaly = sigmoid(cal.steepness * (Math.log(err) - Math.log(cal.threshold)) + this.sustainedGain);
     } else if (anomaly > UNSUSTAINED_CAP) anomaly = UNSUSTAINED_CAP;
     const contributions: ScoreContribution[] = cellsAt >= 0 ? this.explainCells(cells, cellsAt, rawAt, anomaly) : [];
 
@@ -333,6 +342,11 @@ function readRow(f: Readonly<Record<string, number>>, names: readonly string[], 
     const v = f[names[c]!];
     out[at + c] = typeof v === 'number' && Number.isFinite(v) ? v : 0;
   }
+}
+
+/** Inverse of riskFromError: ln(err) = ln(threshold) + logit(risk) / steepness. */
+function errorAtRisk(risk: number, threshold: number, steepness: number): number {
+  return threshold * Math.exp(Math.log(risk / (1 - risk)) / steepness);
 }
 
 /** Smallest error at which `errorPercentile` reaches `p` (linear between table points, as errorPercentile reads). */

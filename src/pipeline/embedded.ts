@@ -15,7 +15,7 @@ import { SimulatedCluster } from '../ingest/simulator/cluster.js';
 import type { IncidentPlan, SimulatedClusterInput } from '../ingest/simulator/options.js';
 import type { Logger } from '../log.js';
 import type { AuditRecord, TelemetrySample } from '../messages.js';
-import { createScorer } from '../models/factory.js';
+import { createScorerWithInfo, type ScorerInfo } from '../models/factory.js';
 import { apiActionsFor } from './api-actions.js';
 import { ActionStage, auditPublisher, FeatureStage, ScoreStage } from './stages.js';
 
@@ -45,6 +45,7 @@ export class EmbeddedRuntime {
   readonly scoreStage: ScoreStage;
   readonly actionStage: ActionStage;
   readonly scorerName: string;
+  readonly scorerInfo: ScorerInfo;
   /** Telemetry samples published so far. */
   samplesPublished = 0;
   private readonly windowMs: number;
@@ -60,6 +61,7 @@ export class EmbeddedRuntime {
     scoreStage: ScoreStage;
     actionStage: ActionStage;
     scorerName: string;
+    scorerInfo: ScorerInfo;
     windowMs: number;
   }) {
     this.cluster = parts.cluster;
@@ -71,6 +73,7 @@ export class EmbeddedRuntime {
     this.scoreStage = parts.scoreStage;
     this.actionStage = parts.actionStage;
     this.scorerName = parts.scorerName;
+    this.scorerInfo = parts.scorerInfo;
     this.windowMs = parts.windowMs;
   }
 
@@ -136,7 +139,7 @@ export class EmbeddedRuntime {
     await engine.init();
     view.setNodeRecords(engine.nodeRecords());
 
-    const scorer = await createScorer(config, logger);
+    const { scorer, info: scorerInfo } = await createScorerWithInfo(config, logger);
     let featureStage: FeatureStage | null = null;
     const extractor = new FeatureExtractor({
       nodes: nodes.map((n) => ({ nodeId: n.nodeId, setId: n.setId })),
@@ -172,6 +175,7 @@ export class EmbeddedRuntime {
       scoreStage,
       actionStage,
       scorerName: scorer.name,
+      scorerInfo,
       windowMs: config.features.windowMs,
     });
   }

@@ -20,7 +20,7 @@ import { InfluxExporter } from '../exporters/influx.js';
 import { FeatureExtractor } from '../features/extractor.js';
 import type { Logger } from '../log.js';
 import type { TelemetrySample } from '../messages.js';
-import { createScorer } from '../models/factory.js';
+import { createScorerWithInfo } from '../models/factory.js';
 import { apiActionsFor } from './api-actions.js';
 import { createCollectors, type HealthCheck, startAll, type TelemetrySource } from './collectors.js';
 import { ActionStage, auditPublisher, FeatureStage, ScoreStage } from './stages.js';
@@ -145,7 +145,7 @@ export class SidecarRuntime {
         },
       });
 
-    const scorer = await createScorer(config, logger);
+    const { scorer, info: scorerInfo } = await createScorerWithInfo(config, logger);
     let featureStage: FeatureStage | null = null;
     const extractor = new FeatureExtractor({
       nodes: nodes.map((n) => ({ nodeId: n.nodeId, setId: n.setId })),
@@ -251,7 +251,7 @@ export class SidecarRuntime {
         cluster: view,
         actions: leadership.apiActions(store),
         audit: { query: (q) => store.queryAudit(q) },
-        model: { info: () => ({ name: scorer.name, version: '1', threshold: g.riskThreshold }) },
+        model: { info: () => ({ ...scorerInfo }) },
         config: () => redactConfig(config) as Record<string, unknown>,
         health,
       },
