@@ -15,7 +15,7 @@ import { type AnyScorer, SeriesCollector } from '../src/eval/collect.js';
 import { FixedThresholdScorer } from '../src/eval/fixed-threshold.js';
 import { renderReportHtml } from '../src/eval/html.js';
 import type { DetectorSummary } from '../src/eval/metrics.js';
-import { createRecordingCluster } from '../src/eval/record.js';
+import { createRecordingCluster, recordedLabels } from '../src/eval/record.js';
 import { pipelineFromConfig, settingsFromConfig } from '../src/eval/replay.js';
 import {
   buildReport,
@@ -110,7 +110,7 @@ async function worker(indices: number[], hours: number, scorerNames: string[]): 
       await collector.push(buffer.slice());
     }
     const series = await collector.finish();
-    const labels = cluster.labels();
+    const labels = recordedLabels(cluster);
     results.push(
       scorers.map((s) => {
         if (s.scorer === null) return { scorer: s.name, run: null, error: s.error };
@@ -284,7 +284,7 @@ async function main(): Promise<void> {
 
 ${table(['target', 'wanted', 'measured', ''], rows)}
 
-Recall by mode: ${byMode}. Drains: ${d.drains} (${d.trueDrains} true, ${d.falseDrains} false, ${d.repeatDrains} repeat, ${d.postCrashDrains} post-crash). Refused by guardrails: ${JSON.stringify(d.refusals)}.
+Recall by mode: ${byMode}. Drains: ${d.drains} (${d.trueDrains} true, ${d.falseDrains} false, ${d.repeatDrains} repeat, ${d.lateDrains} late, ${d.postCrashDrains} post-crash). Refused by guardrails: ${JSON.stringify(d.refusals)}.
 
 ${detectorTable([d, report.baselines.fixedThreshold!, report.baselines.reactive].filter(Boolean))}
 
@@ -333,7 +333,16 @@ guardrail check \`evaluateDrain\`; the drain/restart/recovery lifecycle is model
 the engine's questions — see the comment there). Drains are scored against the simulator's labels (src/eval/metrics.ts):
 
 - a drain on the incident's node in [onset, crash) catches it; the first is a true drain, lead = crash − drain;
-- a drain within ${settings.postCrashGraceMs / 60000} min after a crash is post-crash noise (counted apart); every other drain is false;
+- DB degradation and retransmission storms keep the node up after the failure moment, failing new calls for 10–30 min
+  until the cause clears (the label's \`endedAt\`); a drain of that node while it is failing calls is a late drain of the
+  incident (no lead, no recall, not false: the node is failing calls right now);
+- a drain within ${settings.postCrashGraceMs / 60000} min after a crash is post-crash noise (counted apart); every other drain — of a healthy
+  node — is false;
+- a drain that catches an incident, or drains it late, restarts the node and ends it, so the policy treats that node's
+  recorded windows as healthy until the incident's recorded end (the crash, or the end of the failing period) plus
+  ${settings.postCrashGraceMs / 60000} min: the recording, made without Foresight, shows a precursor, failure and recovery that would not have
+  happened. Without this the replay drained the same failing node again every cooldown (22 of the 26 "false" drains
+  before this rule);
 - recall counts incidents with a precursor whose crash lies inside the run; sudden crashes are reported as unpredictable;
 - calls at risk = channels.active in the last window before the crash; with a drain at lead L the A calls active at the
   drain end with exponential durations (mean from Little's law on the recording), A·exp(−min(L, drain timeout)/mean)

@@ -17,10 +17,12 @@ SIPP_FIXTURES="$ROOT/test/fixtures/sipp"
 STORE_DB=foresight_fullstack
 mkdir -p "$DIR"
 
-start_bg() { # name, command...
-  local name=$1; shift
+start_bg() { # name, working directory, command...
+  local name=$1 cwd=$2; shift 2
   if pid_alive "$DIR/$name.pid"; then return 0; fi
-  (cd "$DIR" && nohup "$@" >"$DIR/$name.log" 2>&1 & echo $! >"$DIR/$name.pid")
+  # exec all the way down: the PID recorded is the program's own, so stop acts on it and nothing else.
+  (cd "$cwd" && exec nohup "$@" >"$DIR/$name.log" 2>&1) &
+  echo $! >"$DIR/$name.pid"
 }
 
 start() {
@@ -34,7 +36,7 @@ start() {
   cat "$DIR/started-services.tmp" >>"$DIR/started-services"; rm -f "$DIR/started-services.tmp"
 
   for port in 5071 5072 5073; do
-    start_bg "uas-$port" sipp -sf "$SIPP_FIXTURES/uas_rr.xml" -i 127.0.0.1 -p "$port" -aa -nostdin -trace_stat -stf "uas-$port.csv"
+    start_bg "uas-$port" "$DIR" sipp -sf "$SIPP_FIXTURES/uas_rr.xml" -i 127.0.0.1 -p "$port" -aa -nostdin -trace_stat -stf "uas-$port.csv"
   done
   # Kamailio probes the backends; make them active at once rather than after the next probe round.
   sleep 0.5
@@ -45,7 +47,7 @@ start() {
   done
 
   rm -f "$DIR/ami-ports.json"
-  start_bg ami-servers node --import tsx "$ROOT/test/chaos/ami-servers.ts" --ports-file "$DIR/ami-ports.json"
+  start_bg ami-servers "$ROOT" node --import tsx "$ROOT/test/chaos/ami-servers.ts" --ports-file "$DIR/ami-ports.json"
   for _ in $(seq 1 100); do [ -s "$DIR/ami-ports.json" ] && break; sleep 0.2; done
   [ -s "$DIR/ami-ports.json" ] || { log "AMI replay servers did not start; see $DIR/ami-servers.log"; exit 1; }
 
@@ -53,10 +55,7 @@ start() {
     psql -h 127.0.0.1 -U postgres -d test -qc "CREATE DATABASE $STORE_DB"
   (cd "$ROOT" && node --import tsx test/chaos/fullstack-config.ts --ami-ports "$DIR/ami-ports.json" \
     --api-port "$API_PORT" --store-url "postgres://postgres@127.0.0.1:5432/$STORE_DB") >"$DIR/foresight.json"
-  if ! pid_alive "$DIR/foresight.pid"; then
-    (cd "$ROOT" && nohup node --import tsx src/cli/main.ts run --config "$DIR/foresight.json" >"$DIR/foresight.log" 2>&1 &
-      echo $! >"$DIR/foresight.pid")
-  fi
+  start_bg foresight "$ROOT" node --import tsx "$ROOT/src/cli/main.ts" run --config "$DIR/foresight.json"
   local deadline=$((SECONDS + 60))
   until curl -sf "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1; do
     pid_alive "$DIR/foresight.pid" || { log "foresight exited; see $DIR/foresight.log"; exit 1; }
@@ -66,7 +65,7 @@ start() {
 
   # A bounded caller: $CALLS calls at 2/s, 5 s each, through Kamailio (exits by itself).
   if ! pid_alive "$DIR/uac.pid"; then
-    start_bg uac sipp 127.0.0.1:5060 -sf "$SIPP_FIXTURES/uac_rr.xml" -s svc -i 127.0.0.1 -p 5090 -m "$CALLS" -r 2 \
+    start_bg uac "$DIR" sipp 127.0.0.1:5060 -sf "$SIPP_FIXTURES/uac_rr.xml" -s svc -i 127.0.0.1 -p 5090 -m "$CALLS" -r 2 \
       -d 5000 -nostdin -timeout "$((CALLS / 2 + 60))s" -timeout_error -trace_stat -stf uac.csv
   fi
   log "up: API http://127.0.0.1:$API_PORT (config $DIR/foresight.json, log $DIR/foresight.log)"

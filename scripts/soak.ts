@@ -126,7 +126,9 @@ async function main(): Promise<void> {
     for (;;) {
       await sleep(5000);
       const probe = readFileSync(probeFile, 'utf8').trim().split('\n').filter(Boolean).at(-1);
-      const p = probe ? (JSON.parse(probe) as { rssMb: number; heapMb: number; loopP99Ms: number; loopMaxMs: number }) : null;
+      const p = probe
+        ? (JSON.parse(probe) as { rssMb: number; heapMb: number; loopP99Ms: number; loopMaxMs: number })
+        : null;
       const [telemetryLag, scoresLag] = await Promise.all([
         bus.lag('telemetry', `${groupId}.features`).catch(() => -1),
         bus.lag('scores', `${groupId}.actions`).catch(() => -1),
@@ -198,25 +200,40 @@ async function main(): Promise<void> {
 
   const failures: string[] = [];
   if (!alive) failures.push(`the sidecar died: ${sidecar.describeExit()}`);
-  if (rssSlope > maxSlope) failures.push(`RSS grows ${rssSlope.toFixed(2)} MiB/min over the second half (max ${maxSlope})`);
+  if (rssSlope > maxSlope)
+    failures.push(`RSS grows ${rssSlope.toFixed(2)} MiB/min over the second half (max ${maxSlope})`);
   if (!recovered) failures.push(`pipeline lag did not return to 0 within ${recoverS} s after publishing stopped`);
 
   const rows = [
     ['wall time publishing', `${minutes} min at ${speed}× (${simulatedMinutes} simulated min, ${nodeCount} nodes)`],
-    ['samples published', `${published} (${Math.round(published / (minutes * 60))}/s; ${publishErrors} failed batches)`],
-    ['sidecar RSS first / last / max', `${publishPoints[0]?.rssMb ?? 0} / ${publishPoints.at(-1)?.rssMb ?? 0} / ${Math.max(0, ...publishPoints.map((p) => p.rssMb))} MiB`],
+    [
+      'samples published',
+      `${published} (${Math.round(published / (minutes * 60))}/s; ${publishErrors} failed batches)`,
+    ],
+    [
+      'sidecar RSS first / last / max',
+      `${publishPoints[0]?.rssMb ?? 0} / ${publishPoints.at(-1)?.rssMb ?? 0} / ${Math.max(0, ...publishPoints.map((p) => p.rssMb))} MiB`,
+    ],
     ['RSS slope, second half', `${rssSlope.toFixed(2)} MiB/min (limit ${maxSlope})`],
     ['heap slope, second half', `${heapSlope.toFixed(2)} MiB/min`],
-    ['sidecar event-loop delay p99 (median / max of 2 s windows)', `${percentile(loopP99s, 0.5)} / ${Math.max(0, ...loopP99s)} ms`],
+    [
+      'sidecar event-loop delay p99 (median / max of 2 s windows)',
+      `${percentile(loopP99s, 0.5)} / ${Math.max(0, ...loopP99s)} ms`,
+    ],
     ['publisher event-loop delay p99', `${ownP99} ms`],
     ['telemetry lag while publishing (median / max)', `${percentile(lags, 0.5)} / ${Math.max(0, ...lags)} records`],
-    ['lag back to 0 after publishing stopped', recovered ? `${lagRecoveredS.toFixed(1)} s` : `no (after ${lagRecoveredS.toFixed(0)} s)`],
+    [
+      'lag back to 0 after publishing stopped',
+      recovered ? `${lagRecoveredS.toFixed(1)} s` : `no (after ${lagRecoveredS.toFixed(0)} s)`,
+    ],
     ['verdict', failures.length === 0 ? 'pass' : `FAIL: ${failures.join('; ')}`],
   ];
   const table = ['| measure | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
   const section = `<!-- soak:begin -->\nLast soak: ${new Date().toISOString()} (\`npm run soak\`).\n\n${table}\n<!-- soak:end -->`;
   const reportPath = join(REPO, opts.report);
-  const current = existsSync(reportPath) ? readFileSync(reportPath, 'utf8') : '# Reliability\n\n<!-- soak:begin -->\n<!-- soak:end -->\n';
+  const current = existsSync(reportPath)
+    ? readFileSync(reportPath, 'utf8')
+    : '# Reliability\n\n<!-- soak:begin -->\n<!-- soak:end -->\n';
   const updated = /<!-- soak:begin -->[\s\S]*<!-- soak:end -->/.test(current)
     ? current.replace(/<!-- soak:begin -->[\s\S]*<!-- soak:end -->/, section)
     : `${current.trimEnd()}\n\n${section}\n`;

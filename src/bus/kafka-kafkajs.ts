@@ -12,8 +12,8 @@ import {
   kafkaTopic,
   lookupTimestamp,
   processBatch,
-  rangesFrom,
   type ResolvedKafkaOptions,
+  rangesFrom,
   resolveOptions,
   toWire,
 } from './kafka-common.js';

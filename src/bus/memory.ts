@@ -370,10 +370,7 @@ export class MemoryBus implements Bus {
       }
       for (let i = 0; i < parts.length; i++) {
         const p = parts[i]!;
-        const low = Math.min(
-          ...groups.map((g) => g.committed[i]!),
-          p.base + p.records.length - this.retainCommitted,
-        );
+        const low = Math.min(...groups.map((g) => g.committed[i]!), p.base + p.records.length - this.retainCommitted);
         const drop = low - p.base;
         // Splicing a long array is O(n); trimming in chunks keeps the amortised cost low.
         if (drop >= 1024 || (drop > 0 && drop === p.records.length)) {

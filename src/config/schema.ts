@@ -120,6 +120,10 @@ export const ConfigSchema = T.Object(
       {
         windowMs: T.Integer({ minimum: 1000, default: 10_000 }),
         allowedLatenessMs: T.Integer({ minimum: 0, default: 2000 }),
+        /** After a rebalance: how far back to look for the windows the previous owner emitted. */
+        recoveryLookbackMs: T.Integer({ minimum: 0, default: 120_000 }),
+        /** After a rebalance: extra history re-read to warm the moved nodes' baselines (0: they start cold). */
+        recoveryWarmupMs: T.Integer({ minimum: 0, default: 0 }),
       },
       { additionalProperties: false, default: {} },
     ),

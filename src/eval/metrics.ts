@@ -2,8 +2,10 @@
  * Scores modelled drains against incident labels.
  *
  * - A drain catches an incident when it falls on the incident's node in [onsetAt − slack, crashAt). The first one is a
- *   true drain, later ones repeats. A drain within `postCrashGrace` after any crash of that node (sudden ones
- *   included) is post-crash noise, counted apart. Every other automatic drain is a false drain.
+ *   true drain, later ones repeats. A drain of a node that is failing calls right now — a failure that keeps the node
+ *   up (db_degradation, retransmission_storm) lasts from crashAt to the label's endedAt — is a late drain of that
+ *   incident: no lead, no recall, but not false. A drain within `postCrashGrace` after any crash of that node (sudden
+ *   ones included) is post-crash noise, counted apart. Every other automatic drain, of a healthy node, is false.
  * - Recall counts predictable incidents whose crash falls inside the recording; sudden crashes are reported apart as
  *   unpredictable (never dropped from the record) and incidents still running at the end as censored.
  * - Lead time: crashAt − first true drain.
@@ -13,8 +15,9 @@
  *   A·exp(−min(L, drainTimeout)/μ) remain to be dropped, by the crash or by the restart at the drain timeout.
  *   saved = max(0, dropped without − dropped with).
  */
-import type { FailureMode, IncidentLabel } from '../messages.js';
+import type { FailureMode } from '../messages.js';
 import type { ScoredSeries } from './collect.js';
+import { type EvalLabel, failingUntil } from './labels.js';
 import type { ModelledDrain, PolicySettings } from './policy.js';
 
 export type ModeClass = 'slow' | 'fast' | 'sudden';
@@ -43,7 +46,7 @@ export interface IncidentResult {
   callsSaved: number;
 }
 
-export type DrainKind = 'true' | 'repeat' | 'post_crash' | 'false';
+export type DrainKind = 'true' | 'repeat' | 'late' | 'post_crash' | 'false';
 
 export interface ClassifiedDrain extends ModelledDrain {
   kind: DrainKind;
@@ -94,10 +97,10 @@ export function nodeDaysOf(series: ScoredSeries): number {
 
 export function classifyDrains(
   drains: readonly ModelledDrain[],
-  labels: readonly IncidentLabel[],
+  labels: readonly EvalLabel[],
   s: Pick<PolicySettings, 'matchSlackMs' | 'postCrashGraceMs'>,
 ): ClassifiedDrain[] {
-  const caught = new Set<IncidentLabel>();
+  const caught = new Set<EvalLabel>();
   return drains.map((d) => {
     const label = labels.find((l) => l.nodeId === d.nodeId && d.ts >= l.onsetAt - s.matchSlackMs && d.ts < l.crashAt);
     if (label) {
@@ -105,6 +108,8 @@ export function classifyDrains(
       caught.add(label);
       return { ...d, kind };
     }
+    const failing = labels.some((l) => l.nodeId === d.nodeId && d.ts >= l.crashAt && d.ts < failingUntil(l));
+    if (failing) return { ...d, kind: 'late' };
     const after = labels.some(
       (l) => l.nodeId === d.nodeId && d.ts >= l.crashAt && d.ts < l.crashAt + s.postCrashGraceMs,
     );
@@ -115,7 +120,7 @@ export function classifyDrains(
 /** Scores one detector's drains on one recording. `drains` empty and `reactive` true gives the OPTIONS baseline. */
 export function scoreDetector(
   series: ScoredSeries,
-  labels: readonly IncidentLabel[],
+  labels: readonly EvalLabel[],
   drains: readonly ModelledDrain[],
   refusals: Record<string, number>,
   s: Pick<PolicySettings, 'matchSlackMs' | 'postCrashGraceMs' | 'drainTimeoutMs' | 'meanCallS'>,
@@ -215,6 +220,8 @@ export interface DetectorSummary {
   drains: number;
   trueDrains: number;
   repeatDrains: number;
+  /** Drains of a node while it was failing calls (after crashAt, before the failure ended): late, not false. */
+  lateDrains: number;
   postCrashDrains: number;
   falseDrains: number;
   /** trueDrains / (trueDrains + falseDrains), null without drains. */
@@ -259,6 +266,7 @@ export function summarize(name: string, threshold: number | null, o: DetectorOut
     drains: o.drains.length,
     trueDrains,
     repeatDrains: count('repeat'),
+    lateDrains: count('late'),
     postCrashDrains: count('post_crash'),
     falseDrains,
     precision: trueDrains + falseDrains > 0 ? trueDrains / (trueDrains + falseDrains) : null,

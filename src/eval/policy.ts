@@ -11,13 +11,15 @@
  * - the node is out of rotation for min(drainTimeout, meanCall × ln(1 + active calls)) (its calls end, exponential
  *   durations) + the restart + `recoverWindows` windows; `state` reads `draining` for the guardrails meanwhile;
  * - a drain that catches an incident prevents its crash (the restart clears the precursor), so that node's recorded
- *   windows are masked as healthy until crashAt + postCrashGrace: what the recording shows there (the rest of the
- *   precursor, the crash, the reboot) would not have happened. This is the only use of the labels in the policy.
+ *   windows are masked as healthy until the end of the incident + postCrashGrace: what the recording shows there (the
+ *   rest of the precursor, the crash and the reboot, or for a failure that keeps the node up its 10–30 min of failing
+ *   calls and the recovery) would not have happened. A late drain, while such a node is failing calls, ends the
+ *   failure the same way (the restart clears it). This is the only use of the labels in the policy.
  * Maintenance windows and pins are not modelled (a recording has none).
  */
 import { evaluateDrain, type GuardrailConfig, type NodeView, summarizeSets } from '../actions/guardrails.js';
-import type { IncidentLabel } from '../messages.js';
 import type { ScoredSeries } from './collect.js';
+import { type EvalLabel, failingUntil } from './labels.js';
 
 export interface PolicySettings {
   threshold: number;
@@ -55,19 +57,32 @@ export interface PolicyResult {
 
 /** The incident a drain at `ts` on `nodeId` catches, if any: onset − slack <= ts < crashAt. */
 export function incidentCaught(
-  labels: readonly IncidentLabel[],
+  labels: readonly EvalLabel[],
   nodeId: string,
   ts: number,
   slackMs: number,
-): IncidentLabel | undefined {
+): EvalLabel | undefined {
   return labels.find((l) => l.nodeId === nodeId && ts >= l.onsetAt - slackMs && ts < l.crashAt);
+}
+
+/** The incident a drain at `ts` on `nodeId` ends, if any: caught before crashAt, or late while the node still fails. */
+export function incidentEnded(
+  labels: readonly EvalLabel[],
+  nodeId: string,
+  ts: number,
+  slackMs: number,
+): EvalLabel | undefined {
+  return (
+    incidentCaught(labels, nodeId, ts, slackMs) ??
+    labels.find((l) => l.nodeId === nodeId && ts >= l.crashAt && ts < failingUntil(l))
+  );
 }
 
 /** Replays one risk series (index `scorer` in the series, or an explicit array) through the decision rule. */
 export function runPolicy(
   series: ScoredSeries,
   risk: readonly number[],
-  labels: readonly IncidentLabel[],
+  labels: readonly EvalLabel[],
   s: PolicySettings,
 ): PolicyResult {
   const n = series.nodes.length;
@@ -152,8 +167,8 @@ export function runPolicy(
         lastDrainAt[k] = now;
         recentDrains.push(now);
         streak[k] = 0;
-        const caught = incidentCaught(labels, series.nodes[k]!, now, s.matchSlackMs);
-        if (caught) maskUntil[k] = Math.max(maskUntil[k]!, caught.crashAt + s.postCrashGraceMs);
+        const ended = incidentEnded(labels, series.nodes[k]!, now, s.matchSlackMs);
+        if (ended) maskUntil[k] = Math.max(maskUntil[k]!, failingUntil(ended) + s.postCrashGraceMs);
       }
       while (recentDrains.length > 0 && recentDrains[0]! <= now - 3_600_000) recentDrains.shift();
     }

@@ -6,7 +6,8 @@ import { writeFile } from 'node:fs/promises';
 import { ForesightError } from '../errors.js';
 import { SimulatedCluster } from '../ingest/simulator/cluster.js';
 import type { IncidentPlan, SimulatedClusterInput } from '../ingest/simulator/options.js';
-import { FAILURE_MODES, type FailureMode, type IncidentLabel, type TelemetrySample } from '../messages.js';
+import { FAILURE_MODES, type FailureMode, type TelemetrySample } from '../messages.js';
+import type { EvalLabel } from './labels.js';
 import { TelemetryWriter } from './telemetry-io.js';
 
 export interface RecordOptions {
@@ -27,7 +28,7 @@ export interface RecordOptions {
 
 export interface RecordResult {
   samples: number;
-  labels: IncidentLabel[];
+  labels: EvalLabel[];
   startAt: number;
   endAt: number;
 }
@@ -49,6 +50,18 @@ export function createRecordingCluster(o: Omit<RecordOptions, 'out' | 'labels' |
   });
 }
 
+/**
+ * The cluster's labels with, for failures that kept the node up, when it stopped failing calls (`endedAt`; null while
+ * it still fails). A drain in that period is a late drain of the incident, not a false one.
+ */
+export function recordedLabels(cluster: SimulatedCluster): EvalLabel[] {
+  return cluster.stats().incidents.map((i): EvalLabel => {
+    const label: EvalLabel = { ...i.label };
+    if (i.outcome === 'failed') label.endedAt = i.endedAt;
+    return label;
+  });
+}
+
 /** Labels of incidents whose onset lies within the recording (crashes after its end are kept: replay censors them). */
 export async function recordSimulation(o: RecordOptions): Promise<RecordResult> {
   const cluster = createRecordingCluster(o);
@@ -66,7 +79,7 @@ export async function recordSimulation(o: RecordOptions): Promise<RecordResult> 
   } finally {
     await writer.close();
   }
-  const labels = cluster.labels();
+  const labels = recordedLabels(cluster);
   if (o.labels) await writeFile(o.labels, `${JSON.stringify(labels, null, 1)}\n`);
   return { samples: writer.samples, labels, startAt, endAt };
 }

@@ -4,10 +4,10 @@
  */
 import { DEFAULT_GUARDRAILS } from '../actions/guardrails.js';
 import type { ForesightConfig } from '../config/schema.js';
-import type { IncidentLabel, TelemetrySample } from '../messages.js';
+import type { TelemetrySample } from '../messages.js';
 import { type AnyScorer, type ScoredSeries, SeriesCollector } from './collect.js';
 import { FixedThresholdScorer } from './fixed-threshold.js';
-import { readLabels } from './labels.js';
+import { type EvalLabel, readLabels } from './labels.js';
 import {
   buildReport,
   DEFAULT_SWEEP,
@@ -72,7 +72,7 @@ export async function scoreSamples(
 
 export interface ReplayFileOptions {
   input: string;
-  labels: string | IncidentLabel[];
+  labels: string | EvalLabel[];
   scorer: AnyScorer;
   settings: EvaluationSettings;
   pipeline: PipelineSettings;

@@ -4,8 +4,8 @@
  * or more scored recordings; contains no wall-clock time, so the same input gives the same report.
  */
 import type { GuardrailConfig } from '../actions/guardrails.js';
-import type { IncidentLabel } from '../messages.js';
 import { meanCallSeconds, type ScoredSeries } from './collect.js';
+import type { EvalLabel } from './labels.js';
 import {
   type ClassifiedDrain,
   type DetectorOutcome,
@@ -50,7 +50,7 @@ export interface RunEvaluation {
 
 export function evaluateSeries(
   series: ScoredSeries,
-  labels: readonly IncidentLabel[],
+  labels: readonly EvalLabel[],
   settings: EvaluationSettings,
   columns: ScorerColumns = { model: 0, fixed: series.scorers.length > 1 ? 1 : null },
 ): RunEvaluation {

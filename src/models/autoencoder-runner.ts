@@ -112,7 +112,7 @@ function readDenseStages(tf: Tf, model: LayersModel): DenseStage[] | null {
     if (activation !== 'tanh' && activation !== 'linear') return disposeAll(stages);
     const weights = layer.getWeights();
     const kernel = weights[0];
-    if (!kernel || kernel.rank !== 2) return disposeAll(stages);
+    if (kernel?.rank !== 2) return disposeAll(stages);
     const bias = config.useBias === false ? null : weights[1];
     if (bias === undefined || (bias !== null && bias.rank !== 1)) return disposeAll(stages);
     // Copies, so that the stages stay valid whatever happens to the model's variables.

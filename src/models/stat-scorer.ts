@@ -46,7 +46,28 @@ export interface StatScorerOptions {
    * stalls (a burst of tasks, a slow setup) clear within that; precursors of failures do not.
    */
   persistWindows?: number;
+  /**
+   * Consecutive windows evidence must last when it comes only from stall signals (taskprocessor queue, INVITE setup,
+   * OPTIONS round-trip, CPU and their trends). Default 15 (2.5 min): a node hiccup is a stall of 5–45 s, and two
+   * hiccups in quick succession look like one stall of up to ~2 min; a taskprocessor backlog grows for 10–30 min.
+   */
+  stallPersistWindows?: number;
 }
+
+/**
+ * Signals a short single-node stall (a burst of tasks) moves: the queue, setup latency, OPTIONS round-trip, CPU. Evidence
+ * from these alone must persist `stallPersistWindows`; the others (DB, retransmissions, loss, errors, memory) do not
+ * move in a stall, so `persistWindows` is enough for them.
+ */
+const STALL_SIGNALS: ReadonlySet<string> = new Set([
+  'max_queue',
+  'queue_slope',
+  'invite_setup_p95',
+  'invite_setup_slope',
+  'options_rtt_p95',
+  'cpu_pct',
+]);
+const STALL_TRENDS: ReadonlySet<string> = new Set(['queue', 'invite_latency']);
 
 /** Risk of evidence that has not persisted yet is capped here (logit 0): visible, but never enough to act on. */
 const UNPERSISTED_LOGIT_CAP = 0;
@@ -89,8 +110,10 @@ function clamp(x: number, lo: number, hi: number): number {
  * has a horizon (the forecast at which it alone gives risk 0.5): memory warns at an hour, so a leaking node can be
  * drained and emptied of calls before the OOM; the others at 15 min.
  *
- * Evidence must persist: until it has lasted `persistWindows` consecutive windows, risk stays at most 0.5. Short
- * single-node stalls look like the start of a backlog but clear within a minute; real precursors last longer.
+ * Evidence must persist: until it has lasted `persistWindows` consecutive windows, risk stays at most 0.5. Evidence
+ * from stall signals alone (queue, setup latency, OPTIONS round-trip, CPU) must last `stallPersistWindows`: a single-node
+ * stall (a hiccup) clears within 45 s, but two in quick succession look like one stall of up to ~2 min, and both look
+ * like the start of a backlog; a backlog keeps growing for 10–30 min.
  *
  * Explanation weights are logit units; anomaly contributions name the feature that stands out (value: its level),
  * trend contributions are named `forecast.<kind>_s` (value: forecast seconds to the limit).
@@ -104,15 +127,20 @@ export class StatScorer implements Scorer {
   private readonly bias: number;
   private readonly explainTop: number;
   private readonly persistWindows: number;
+  private readonly stallPersistWindows: number;
   private readonly signals: Array<{
     name: string;
     source: string;
     weight: number;
     level: boolean;
     countFeature: string | null;
+    stall: boolean;
   }>;
-  /** Per node: consecutive windows with evidence (decayed, not reset, by a quiet window) and the last window seen. */
-  private readonly streaks = new Map<string, { streak: number; lastTs: number }>();
+  /**
+   * Per node: consecutive windows with evidence (decayed, not reset, by a quiet window), the same for evidence that is
+   * not from stall signals alone, and the last window seen.
+   */
+  private readonly streaks = new Map<string, { streak: number; coreStreak: number; lastTs: number }>();
 
   constructor(options: StatScorerOptions = {}) {
     this.limits = { ...DEFAULT_TREND_LIMITS, ...options.limits };
@@ -122,6 +150,7 @@ export class StatScorer implements Scorer {
     this.bias = options.bias ?? -4;
     this.explainTop = options.explainTop ?? 5;
     this.persistWindows = options.persistWindows ?? 6;
+    this.stallPersistWindows = Math.max(this.persistWindows, options.stallPersistWindows ?? 12);
     for (const [key, v] of Object.entries({
       ...this.limits,
       horizonS: this.horizonS,
@@ -140,6 +169,9 @@ export class StatScorer implements Scorer {
     if (!Number.isInteger(this.persistWindows) || this.persistWindows < 0) {
       throw new ForesightError('FORESIGHT_ERR_CONFIG', 'stat scorer persistWindows must be an integer >= 0');
     }
+    if (!Number.isInteger(this.stallPersistWindows)) {
+      throw new ForesightError('FORESIGHT_ERR_CONFIG', 'stat scorer stallPersistWindows must be an integer');
+    }
     const weights = { ...DEFAULT_SIGNAL_WEIGHTS, ...options.weights };
     this.signals = Z_SIGNALS.map((s) => ({
       name: s.name,
@@ -147,6 +179,7 @@ export class StatScorer implements Scorer {
       weight: finite(weights[s.name]),
       level: s.level,
       countFeature: countFeatureOf(s.source),
+      stall: STALL_SIGNALS.has(s.name),
     }));
   }
 
@@ -162,23 +195,27 @@ export class StatScorer implements Scorer {
     return level ? Math.min(own, peer) : peer;
   }
 
-  /** Counts consecutive windows with evidence; a redelivered or older window does not move the streak. */
-  private persisted(v: FeatureVector, hasEvidence: boolean): boolean {
+  /**
+   * Counts consecutive windows with evidence (any, and not from stall signals alone); a redelivered or older window
+   * does not move the streaks. Persisted: core evidence for `persistWindows`, or any for `stallPersistWindows`.
+   */
+  private persisted(v: FeatureVector, hasEvidence: boolean, hasCoreEvidence: boolean): boolean {
     let st = this.streaks.get(v.nodeId);
     if (st === undefined) {
-      st = { streak: 0, lastTs: Number.NEGATIVE_INFINITY };
+      st = { streak: 0, coreStreak: 0, lastTs: Number.NEGATIVE_INFINITY };
       this.streaks.set(v.nodeId, st);
     }
     if (v.windowEnd > st.lastTs) {
       st.lastTs = v.windowEnd;
       st.streak = hasEvidence ? st.streak + 1 : Math.max(0, st.streak - STREAK_DECAY);
+      st.coreStreak = hasCoreEvidence ? st.coreStreak + 1 : Math.max(0, st.coreStreak - STREAK_DECAY);
     }
-    return st.streak > this.persistWindows;
+    return st.coreStreak > this.persistWindows || st.streak > this.stallPersistWindows;
   }
 
   private scoreOne(v: FeatureVector): NodeScore {
     if (!v.observed) {
-      this.persisted(v, false);
+      this.persisted(v, false, false);
       return unobservedScore(v, this.name);
     }
     const f = v.features ?? {};
@@ -186,6 +223,7 @@ export class StatScorer implements Scorer {
     const contributions: ScoreContribution[] = [];
 
     let anomaly = 0;
+    let coreAnomaly = 0;
     const levelEvidence = new Map<string, number>();
     for (const sig of this.signals) {
       if (sig.weight <= 0) continue;
@@ -196,11 +234,14 @@ export class StatScorer implements Scorer {
       if (excess <= 0) continue;
       const weight = sig.weight * excess;
       anomaly += weight;
+      if (!sig.stall) coreAnomaly += weight;
       contributions.push({ feature: sig.source, weight, value: finite(f[sig.source]) });
     }
     anomaly = Math.min(anomaly, ANOMALY_CAP);
+    coreAnomaly = Math.min(coreAnomaly, ANOMALY_CAP);
 
     let trend = 0;
+    let coreTrend = 0;
     let timeToFailureS: number | null = null;
     for (const fc of forecastExhaustion(f, this.limits)) {
       if (fc.timeToLimitS > this.maxTtfS) continue;
@@ -215,13 +256,17 @@ export class StatScorer implements Scorer {
         gate * TREND_GAIN * clamp(Math.log(trendStartS / Math.max(fc.timeToLimitS, 1)), 0, TREND_CAP / TREND_GAIN);
       if (weight <= 0) continue;
       trend = Math.max(trend, weight);
+      if (!STALL_TRENDS.has(fc.kind)) coreTrend = Math.max(coreTrend, weight);
       contributions.push({ feature: `forecast.${fc.kind}_s`, weight, value: fc.timeToLimitS });
     }
 
     let logit = this.bias + anomaly + trend;
     // Only evidence strong enough to matter (risk above 0.5 on its own) builds the streak, so a faint background
     // anomaly cannot pre-charge it for the next short burst.
-    if (!this.persisted(v, logit > UNPERSISTED_LOGIT_CAP)) logit = Math.min(logit, UNPERSISTED_LOGIT_CAP);
+    const coreLogit = this.bias + coreAnomaly + coreTrend;
+    if (!this.persisted(v, logit > UNPERSISTED_LOGIT_CAP, coreLogit > UNPERSISTED_LOGIT_CAP)) {
+      logit = Math.min(logit, UNPERSISTED_LOGIT_CAP);
+    }
     const risk = 1 / (1 + Math.exp(-logit));
     contributions.sort((a, b) => b.weight - a.weight);
     return {

@@ -11,8 +11,8 @@ type LayersModel = import('@tensorflow/tfjs').LayersModel;
 export interface TfjsScorerOptions {
   /** How many contributions the explanation lists. Default 5. */
   explainTop?: number;
-  /** How long a fast trend (queue, latency) must have held before its forecast counts. Default 60 s. */
-  trendPersistS?: number;
+  /** How long an anomaly or a fast trend (queue, latency) must have held before it can drain. Default 60 s. */
+  persistS?: number;
   /** Anomaly risk from which persistence is tracked. Default ELEVATED_RISK. */
   elevatedRisk?: number;
   /** Logit units a sustained anomaly gains. Default SUSTAINED_GAIN. */
@@ -23,18 +23,19 @@ export interface TfjsScorerOptions {
 const TREND_GAIN = 3;
 const TREND_CAP = 12;
 const TREND_BIAS = -4;
-/** Healthy-error percentile a fast trend needs from the autoencoder to count. */
+/** Healthy-error percentile a fast trend without a level signal needs from the autoencoder to count. */
 export const CORROBORATE_PERCENTILE = 0.995;
 /** A fast trend counts only while its level stands out this far, own and peer z (when peers are known). */
 export const LEVEL_Z = 3;
-export const DEFAULT_TREND_PERSIST_S = 60;
+/** Self-clearing stalls and blips last up to about a minute; evidence must outlast that to drain. */
+export const DEFAULT_PERSIST_S = 60;
 /** Rows whose anomaly risk is below this get no reconstruction explanation (nothing stands out worth naming). */
 export const EXPLAIN_FLOOR = 0.05;
-/** Evidence kind of the autoencoder's error at or above the calibration threshold. */
+/** Evidence kind of an elevated autoencoder error. */
 const ANOMALY = 'anomaly';
-/** Anomaly risk ceiling until the error has stayed above the threshold for the persistence span (below 0.8, the default drain threshold). */
+/** Anomaly risk ceiling until the anomaly has persisted (below 0.8, the default drain threshold). */
 export const UNSUSTAINED_CAP = 0.7;
-/** Logit units added to the anomaly once its error has stayed above the threshold for the persistence span. */
+/** Logit units a persisted anomaly gains while its error is at or above the calibration threshold. */
 export const SUSTAINED_GAIN = 2;
 /** Calibrated anomaly risk from which an anomaly counts as elevated, i.e. its persistence is tracked. */
 export const ELEVATED_RISK = 0.3;
@@ -62,7 +63,7 @@ function sigmoid(x: number): number {
 const NO_RUNS: Map<string, number> = new Map();
 
 /**
- * How long each fast trend of one node has held, window by window. Scoring the same window again (a retry) gives the
+ * How long each kind of evidence (the anomaly, each fast trend) of one node has held, window by window. Scoring the same window again (a retry) gives the
  * same answer; a window older than the newest seen is scored as if nothing had persisted (no history, no credit).
  */
 class Persistence {
@@ -76,17 +77,24 @@ class Persistence {
 /**
  * Scores windows with the trained autoencoder and the trend forecasts.
  *
+ * Persistence. Short single-node stalls, DB and network blips clear by themselves within about a minute, and look
+ * just as odd as a failure's start while they last. So evidence that can come and go quickly must have lasted
+ * `persistS` (60 s, measured from the start of the first window it showed in) before it can push the risk past
+ * the drain threshold; a stall that clears within a minute never does. This is evidence, not alarm hysteresis: the
+ * action layer's K consecutive windows at or above the threshold apply on top, to the risk.
+ *
  * - Anomaly risk: the mean squared reconstruction error of the normalised window, mapped through the artefact's
- *   calibration (0.5 at the threshold chosen on held-out healthy data).
+ *   calibration (0.5 at the threshold chosen on held-out healthy data). Until the error has stayed at or above
+ *   ELEVATED_RISK for `persistS`, the anomaly risk is capped at UNSUSTAINED_CAP (0.7); once it has, and while the
+ *   error is at or above the threshold, it gains SUSTAINED_GAIN logit units (a storm that keeps going).
  * - Trend risk: each growing resource's forecast time to its limit (src/models/trend.ts), counted only when the slope
  *   stands out from the node's peers; 0.5 at the forecast's own horizon (or the artefact's `trend.horizonS`), and
  *   the forecast is the predicted time to failure. Memory grows smoothly and its slope is fitted over the long window,
- *   so it counts alone. Fast resources (queue, latencies) also swing in short stalls that clear by themselves, and a
- *   slope fitted over two minutes outlives the stall, so their forecast counts only when it is corroborated and
- *   sustained: the level still stands out (own and peer z >= LEVEL_Z), the autoencoder's error is above
- *   CORROBORATE_PERCENTILE of held-out healthy windows, and all of that has held for `trendPersistS` (60 s). A stall
- *   that clears within a minute never gets there. This is evidence, not alarm hysteresis: the action layer's K
- *   consecutive windows apply on top, to the risk.
+ *   so it counts alone. Fast resources (queue, latencies) swing in stalls, and a slope fitted over two minutes
+ *   outlives the stall, so their forecast counts only after its level has stood out (own and peer z >= LEVEL_Z;
+ *   for a trend without a level signal: the autoencoder's error above CORROBORATE_PERCENTILE of held-out healthy
+ *   windows) in every window for `persistS`. The autoencoder is not required to agree: it reconstructs coherent
+ *   shifts (DB latency with its EWMA and z-scores) too well to be a reliable witness.
  * - risk = 1 - (1 - anomaly)(1 - trend): either kind of evidence alone can raise it.
  *
  * Explanation: reconstruction contributions are named after the feature, weight = the feature's share of the
@@ -126,7 +134,7 @@ export class TfjsScorer implements Scorer {
     this.runner = artefact.runner ?? new AutoencoderRunner(artefact.tf as Tf, artefact.model as LayersModel);
     this.features = artefact.manifest.features;
     this.explainTop = options.explainTop ?? 5;
-    this.persistMs = (options.trendPersistS ?? DEFAULT_TREND_PERSIST_S) * 1000;
+    this.persistMs = (options.persistS ?? DEFAULT_PERSIST_S) * 1000;
     const norm = this.manifest.normalisation;
     this.center = Float64Array.from(norm.center);
     this.invScale = Float64Array.from(norm.scale, (s) => 1 / s);
@@ -200,8 +208,8 @@ export class TfjsScorer implements Scorer {
     const forecasts = forecastExhaustion(f, this.manifest.trend.limits);
 
     // Evidence that must persist: the anomaly itself, and each fast trend that is corroborated with its level up.
-    let active: string[] | null = null;
-    if (err >= this.elevatedError) active = [ANOMALY];
+    const active: string[] = [];
+    if (err >= this.elevatedError) active.push(ANOMALY);
     for (const fc of forecasts) {
       if (SELF_SUFFICIENT.has(fc.kind) || fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
       const level = fc.levelSignal ?? null;
@@ -210,7 +218,7 @@ export class TfjsScorer implements Scorer {
         const peer = peersOk ? finite(f[`z.peer.${level}`]) : own;
         if (Math.min(own, peer) < LEVEL_Z) continue;
       } else if (err < this.corroborateError) continue;
-      (active ??= []).push(fc.kind);
+      active.push(fc.kind);
     }
     const since = this.track(v, active);
     const held = (kind: string) => {
@@ -220,7 +228,7 @@ export class TfjsScorer implements Scorer {
 
     // Anomaly: calibrated error; capped below the drain threshold until it has lasted, then strengthened.
     let anomaly = riskFromError(err, cal);
-    if (held(ANOMALY)) {
+    if (held(ANOMALY) && err >= cal.threshold) {
       anomaly = sigmoid(cal.steepness * (Math.log(err) - Math.log(cal.threshold)) + this.sustainedGain);
     } else if (anomaly > UNSUSTAINED_CAP) anomaly = UNSUSTAINED_CAP;
     const contributions: ScoreContribution[] = cellsAt >= 0 ? this.explainCells(cells, cellsAt, rawAt, anomaly) : [];
@@ -288,7 +296,7 @@ export class TfjsScorer implements Scorer {
    * Records which evidence kinds are active in this window and returns, for each, the start of the unbroken run of
    * windows in which it has been active (a gap of more than MAX_GAP_WINDOWS unobserved windows breaks a run).
    */
-  private track(v: FeatureVector, active: readonly string[] | null): ReadonlyMap<string, number> {
+  private track(v: FeatureVector, active: readonly string[]): ReadonlyMap<string, number> {
     const windowMs = Math.max(1, v.windowEnd - v.windowStart);
     let state = this.nodes.get(v.nodeId);
     if (state === undefined) {
@@ -306,7 +314,7 @@ export class TfjsScorer implements Scorer {
     } else prior = NO_RUNS;
 
     let now: Map<string, number> = NO_RUNS;
-    if (active !== null && active.length > 0) {
+    if (active.length > 0) {
       now = new Map();
       for (const kind of active) now.set(kind, prior.get(kind) ?? v.windowStart);
     }

@@ -147,15 +147,27 @@ export class SidecarRuntime {
 
     const { scorer, info: scorerInfo } = await createScorerWithInfo(config, logger);
     let featureStage: FeatureStage | null = null;
-    const extractor = new FeatureExtractor({
-      nodes: nodes.map((n) => ({ nodeId: n.nodeId, setId: n.setId })),
-      windowMs: config.features.windowMs,
-      allowedLatenessMs: config.features.allowedLatenessMs,
-      onRejected: (sample, reason) => featureStage?.reject(sample, reason),
-      logger,
-    });
+    const newExtractor = () =>
+      new FeatureExtractor({
+        nodes: nodes.map((n) => ({ nodeId: n.nodeId, setId: n.setId })),
+        windowMs: config.features.windowMs,
+        allowedLatenessMs: config.features.allowedLatenessMs,
+        onRejected: (sample, reason) => featureStage?.reject(sample, reason),
+        logger,
+      });
     const groupId = config.bus.kafka.groupId;
-    featureStage = new FeatureStage({ bus, groupId, logger, extractor, partitions: config.bus.partitions });
+    featureStage = new FeatureStage({
+      bus,
+      groupId,
+      logger,
+      extractor: newExtractor(),
+      partitions: config.bus.partitions,
+      // With Kafka, a replica that gains partitions re-reads their recent past so the open window is neither lost
+      // nor counted twice; the in-process bus has one consumer and never moves partitions.
+      createExtractor: config.bus.kind === 'kafka' ? newExtractor : undefined,
+      recoveryLookbackMs: config.features.recoveryLookbackMs,
+      recoveryWarmupMs: config.features.recoveryWarmupMs,
+    });
     const scoreStage = new ScoreStage({ bus, groupId, logger, scorer });
     const leadership = new Leadership(newEngine, (engine) => new ActionStage({ bus, groupId, logger, engine }), logger);
     // Every replica shows every node's scores on its dashboard; only the leader acts on them.

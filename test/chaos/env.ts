@@ -53,7 +53,9 @@ export async function waitFor<T>(
       lastError = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`,
+      );
     }
     await sleep(intervalMs);
   }
@@ -231,7 +233,11 @@ export class SidecarProcess {
    * Starts the sidecar; a start that dies before its API answers (a broker that is itself still starting makes
    * `foresight run` exit) is retried twice, and the log keeps every attempt.
    */
-  static async start(config: Record<string, unknown>, name: string, extra: SidecarExtras = {}): Promise<SidecarProcess> {
+  static async start(
+    config: Record<string, unknown>,
+    name: string,
+    extra: SidecarExtras = {},
+  ): Promise<SidecarProcess> {
     let lastError: unknown;
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
@@ -359,7 +365,9 @@ export class SidecarProcess {
 }
 
 /** The Kafka bus the sidecar uses, opened in the test process to inject and read records. */
-export async function openBus(config: Record<string, unknown>): Promise<{ bus: Bus; config: Readonly<ForesightConfig> }> {
+export async function openBus(
+  config: Record<string, unknown>,
+): Promise<{ bus: Bus; config: Readonly<ForesightConfig> }> {
   const parsed = parseConfig(config);
   const { createKafkaBus } = await import('../../src/bus/kafka-factory.js');
   const bus = await createKafkaBus(parsed, silentLogger());

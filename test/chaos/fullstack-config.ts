@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type NodeInputs, NODE_IDS, PG_ADMIN_URL, sidecarConfig } from './env.js';
+import { NODE_IDS, type NodeInputs, PG_ADMIN_URL, sidecarConfig } from './env.js';
 
 const { values } = parseArgs({
   options: {
@@ -14,7 +14,9 @@ const { values } = parseArgs({
     'store-url': { type: 'string' },
   },
 });
-const ports = values['ami-ports'] ? (JSON.parse(readFileSync(values['ami-ports'], 'utf8')) as Record<string, number>) : {};
+const ports = values['ami-ports']
+  ? (JSON.parse(readFileSync(values['ami-ports'], 'utf8')) as Record<string, number>)
+  : {};
 const inputs: Record<string, NodeInputs> = {};
 for (const id of NODE_IDS) {
   const amiPort = ports[id];

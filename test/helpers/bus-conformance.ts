@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Bus, DeliveredRecord, Subscription } from '../../src/bus/port.js';
+import { type Bus, type DeliveredRecord, partitionForKey, type Subscription } from '../../src/bus/port.js';
 import type { TelemetrySample } from '../../src/messages.js';
 
 /**
@@ -243,6 +243,69 @@ export function registerBusConformance(name: string, options: BusConformanceOpti
       await waitFor('consumption', () => count >= 12, timeoutMs);
       await waitFor('zero lag', async () => (await bus.lag('scores', group)) === 0, timeoutMs);
       expect(count).toBe(12);
+    });
+
+    it('reads a range from a timestamp to the end, per partition in offset order, outside any group', async () => {
+      const bus = await open();
+      const keys = ['ast1', 'ast2', 'ast3', 'ast4', 'ast5', 'ast6'];
+      const base = 1_700_000_000_000;
+      // Distinct timestamps per key, so the Kafka adapters pack nothing and each sample has its own offset.
+      await bus.publish(
+        'telemetry',
+        Array.from({ length: 40 }, (_, i) =>
+          keys.map((key) => ({ key, value: sample(key, base + i * 1000), timestamp: base + i * 1000 })),
+        ).flat(),
+      );
+      const from = base + 25_000;
+      const got: DeliveredRecord<TelemetrySample>[] = [];
+      const ends = await bus.readRange('telemetry', { fromTs: from }, (batch) => {
+        const partition = batch[0]?.partition;
+        for (const r of batch) {
+          expect(r.partition).toBe(partition);
+          got.push(r);
+        }
+      });
+      expect([...ends.keys()].sort()).toEqual(Array.from({ length: options.partitions }, (_, p) => p));
+      for (const key of keys) {
+        const mine = got.filter((r) => r.key === key);
+        expect(mine.map((r) => r.value.ts)).toEqual(Array.from({ length: 15 }, (_, i) => from + i * 1000));
+        const p = partitionForKey(key, options.partitions);
+        expect(mine.every((r) => r.partition === p)).toBe(true);
+        const offsets = mine.map((r) => BigInt(r.offset));
+        for (let i = 1; i < offsets.length; i++) expect(offsets[i]! > offsets[i - 1]!).toBe(true);
+        for (const o of offsets) expect(o < BigInt(ends.get(p) ?? '0')).toBe(true);
+      }
+      expect(got).toHaveLength(keys.length * 15);
+
+      // One partition only, and a time after every record: nothing, but the end is still reported.
+      const p0 = partitionForKey('ast1', options.partitions);
+      const only: DeliveredRecord<TelemetrySample>[] = [];
+      const oneEnd = await bus.readRange('telemetry', { partitions: [p0], fromTs: base }, (batch) => {
+        only.push(...batch);
+      });
+      expect([...oneEnd.keys()]).toEqual([p0]);
+      expect(only.length).toBeGreaterThan(0);
+      expect(only.every((r) => r.partition === p0)).toBe(true);
+      let late = 0;
+      await bus.readRange('telemetry', { fromTs: base + 3_600_000 }, (batch) => {
+        late += batch.length;
+      });
+      expect(late).toBe(0);
+
+      // Reading committed nothing: a group starting from the beginning still gets every record.
+      const group = groupId('range');
+      let count = 0;
+      subscriptions.push(
+        await bus.subscribe(
+          'telemetry',
+          async (batch) => {
+            count += batch.length;
+          },
+          { groupId: group, fromBeginning: true },
+        ),
+      );
+      await waitFor('every record', () => count >= keys.length * 40, timeoutMs);
+      expect(count).toBe(keys.length * 40);
     });
   });
 }

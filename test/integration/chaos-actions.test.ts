@@ -26,6 +26,7 @@ import {
   uriOf,
   waitFor,
 } from '../chaos/env.js';
+import { TcpProxy } from '../chaos/tcp-proxy.js';
 import { kafkaService } from './kafka-support.js';
 import { type KamailioLab, kamailioService, startKamailioLab } from './kamailio-env.js';
 
@@ -266,6 +267,65 @@ describe('kill -9 Foresight mid-drain', () => {
     const perDecision = new Map<string, number>();
     for (const r of all) perDecision.set(r.decisionId ?? '', (perDecision.get(r.decisionId ?? '') ?? 0) + 1);
     for (const [, n] of perDecision) expect(n).toBe(1);
+  });
+});
+
+describe('kill -9 Foresight while the dispatcher has not confirmed a drain', () => {
+  it('completes the write-ahead drain after the restart, once', async () => {
+    // Kamailio's RPC behind a proxy that can hang: the drain is decided and recorded, but never reaches Kamailio.
+    const proxy = await TcpProxy.start({ host: '127.0.0.1', port: 5080 });
+    const viaProxy = structuredClone(config) as { actions: { dispatcher: { rpcUrl: string } } };
+    viaProxy.actions.dispatcher.rpcUrl = `http://127.0.0.1:${proxy.port}/RPC`;
+    try {
+      await sidecar.stop();
+      generation++;
+      sidecar = await SidecarProcess.start(viaProxy, `chaos-actions-${generation}`);
+      await allHealthy();
+      await sleep(800);
+      const before = new Set((await sidecar.audit({ kind: 'DrainStarting' })).map((r) => r.decisionId));
+      proxy.setMode('blackhole');
+      await publishScores(bus, [craftedScore('ast1', nextTs(), 0.97, { activeCalls: 3 })]);
+      const starting = await waitFor(
+        'DrainStarting for ast1',
+        async () =>
+          (await sidecar.audit({ nodeId: 'ast1', kind: 'DrainStarting' })).find((r) => !before.has(r.decisionId)),
+        20_000,
+      );
+      await sleep(500);
+      await sidecar.kill9();
+      expect(await disabledNodes()).not.toContain('ast1');
+
+      proxy.setMode('pass');
+      generation++;
+      sidecar = await SidecarProcess.start(viaProxy, `chaos-actions-${generation}`);
+      const resumed = await waitFor(
+        'Resumed for ast1',
+        async () =>
+          (await sidecar.audit({ nodeId: 'ast1', kind: 'Resumed' })).find((r) => r.decisionId === starting.decisionId),
+        60_000,
+      );
+      expect(resumed.details.drainUnconfirmed).toBe(true);
+      await waitFor('ast1 disabled in Kamailio', async () => (await disabledNodes()).includes('ast1'), 30_000);
+      const trail = (await sidecar.audit({ nodeId: 'ast1' })).filter((r) => r.decisionId === starting.decisionId);
+      expect(trail.filter((r) => r.kind === 'DrainStarting')).toHaveLength(1);
+      await waitFor(
+        'DrainSucceeded after the resume',
+        async () =>
+          (await sidecar.audit({ nodeId: 'ast1', kind: 'DrainSucceeded' })).some(
+            (r) => r.decisionId === starting.decisionId,
+          ),
+        20_000,
+      );
+      const undrain = await sidecar.post('/api/nodes/ast1/undrain', { reason: 'chaos: done' });
+      expect(undrain.status).toBeLessThan(300);
+      await waitFor('ast1 back', async () => (await disabledNodes()).length === 0, 10_000);
+    } finally {
+      // Back to the direct RPC URL for the scenarios that follow.
+      await sidecar.stop();
+      generation++;
+      sidecar = await SidecarProcess.start(config, `chaos-actions-${generation}`);
+      await proxy.close();
+    }
   });
 });
 

@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Bus } from '../../src/bus/port.js';
 import { InfluxExporter } from '../../src/exporters/influx.js';
 import type { DeadLetter, FeatureVector, NodeScore, TelemetrySample } from '../../src/messages.js';
-import { AmiReplayServer } from '../helpers/ami-replay-server.js';
 import {
   CLOSED_PORT,
   collectTopic,
@@ -28,6 +27,7 @@ import {
   sleep,
   waitFor,
 } from '../chaos/env.js';
+import { AmiReplayServer } from '../helpers/ami-replay-server.js';
 import { kafkaService } from './kafka-support.js';
 
 let db: ScratchDatabase;
@@ -52,10 +52,14 @@ beforeAll(async () => {
   groupId = (config.bus as { kafka: { groupId: string } }).kafka.groupId;
   sidecar = await SidecarProcess.start(config, 'chaos-inputs');
   bus = (await openBus(config)).bus;
-  await waitFor('every node up', async () => {
-    const nodes = await sidecar.nodes();
-    return nodes.length === 3 && nodes.every((n) => n.up === true);
-  }, 30_000);
+  await waitFor(
+    'every node up',
+    async () => {
+      const nodes = await sidecar.nodes();
+      return nodes.length === 3 && nodes.every((n) => n.up === true);
+    },
+    30_000,
+  );
 });
 
 afterAll(async () => {
@@ -262,7 +266,12 @@ describe('Kafka broker restart', () => {
     const restartMs = Date.now() - restartStarted;
     // The pipeline catches up: the feature stage's group has consumed everything published.
     const caughtUp = Date.now();
-    await waitFor('telemetry lag 0', async () => (await bus.lag('telemetry', `${groupId}.features`)) === 0, 60_000, 500);
+    await waitFor(
+      'telemetry lag 0',
+      async () => (await bus.lag('telemetry', `${groupId}.features`)) === 0,
+      60_000,
+      500,
+    );
     const lagRecoveryMs = Date.now() - caughtUp;
     // Let the last windows close (1 s + 0.5 s lateness) and reach the topic.
     const accounted = () => {

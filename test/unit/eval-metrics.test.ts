@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_GUARDRAILS } from '../../src/actions/guardrails.js';
 import type { ScoredSeries } from '../../src/eval/collect.js';
+import { type EvalLabel, parseLabels } from '../../src/eval/labels.js';
 import { classifyDrains, scoreDetector, summarize } from '../../src/eval/metrics.js';
 import { type ModelledDrain, type PolicySettings, runPolicy } from '../../src/eval/policy.js';
 import type { IncidentLabel } from '../../src/messages.js';
@@ -192,5 +193,57 @@ describe('evaluation metrics', () => {
     const sum = summarize('t', 0.8, scoreDetector(s, [late], [], {}, SETTINGS));
     expect(sum.predictableIncidents).toBe(0);
     expect(sum.recall).toBeNull();
+  });
+
+  it('a drain while the node is failing calls (crashAt..endedAt) is late, not false; after that it is false', () => {
+    const db: EvalLabel = { ...LABELS[1]!, endedAt: T0 + 226 * MIN };
+    const kinds = classifyDrains(
+      [210, 224, 240].map((minute) => toDrain({ node: 1, minute })),
+      [db],
+      { ...SETTINGS, postCrashGraceMs: 0 },
+    ).map((d) => d.kind);
+    expect(kinds).toEqual(['late', 'late', 'false']);
+    // Without endedAt the failure ends at crashAt, as before.
+    expect(
+      classifyDrains([toDrain({ node: 1, minute: 224 })], [LABELS[1]!], { ...SETTINGS, postCrashGraceMs: 0 })[0]!.kind,
+    ).toBe('false');
+    // Still failing at the end of the recording (endedAt null).
+    expect(classifyDrains([toDrain({ node: 1, minute: 400 })], [{ ...db, endedAt: null }], SETTINGS)[0]!.kind).toBe(
+      'late',
+    );
+    const sum = summarize(
+      't',
+      0.8,
+      scoreDetector(
+        series(4, WINDOWS, () => 0),
+        [db],
+        [toDrain({ node: 1, minute: 224 })],
+        {},
+        SETTINGS,
+      ),
+    );
+    expect(sum).toMatchObject({ lateDrains: 1, falseDrains: 0, detected: 0 });
+  });
+
+  it('a caught failure is ended by the restart: its recorded failing period does not drain the node again', () => {
+    // Risk stays high from onset until the recorded end of the failing period (20 min after crashAt).
+    const db: EvalLabel = { ...LABELS[1]!, endedAt: LABELS[1]!.crashAt + 20 * MIN };
+    const s = series(4, WINDOWS, (n, ts) => (n === 1 && ts >= db.onsetAt && ts < db.endedAt! ? 1 : 0));
+    const { drains } = runPolicy(s, s.risk[0]!, [db], SETTINGS);
+    const kinds = classifyDrains(drains, [db], SETTINGS).map((d) => d.kind);
+    expect(kinds).toEqual(['true']);
+    // Without the end of the failing period the replay drains the failing node again every cooldown.
+    const open = runPolicy(s, s.risk[0]!, [LABELS[1]!], SETTINGS);
+    expect(open.drains.length).toBeGreaterThan(1);
+  });
+
+  it('labels files may carry endedAt (epoch ms, ISO 8601 or null) and refuse one before crashAt', () => {
+    const base = { nodeId: 'ast1', mode: 'db_degradation', onsetAt: 1000, crashAt: 2000 };
+    expect(parseLabels([{ ...base, endedAt: 5000 }])[0]!.endedAt).toBe(5000);
+    expect(parseLabels([{ ...base, endedAt: '1970-01-01T00:00:05Z' }])[0]!.endedAt).toBe(5000);
+    expect(parseLabels([{ ...base, endedAt: null }])[0]!.endedAt).toBeNull();
+    expect(parseLabels([base])[0]!.endedAt).toBeUndefined();
+    expect(() => parseLabels([{ ...base, endedAt: 1500 }])).toThrow(/endedAt is before crashAt/);
+    expect(() => parseLabels([{ ...base, endedAt: 'soon' }])).toThrow(/endedAt/);
   });
 });

@@ -24,6 +24,12 @@ describe('TensorFlow.js backend', () => {
     expect(tf.getBackend()).toBe(backend);
   });
 
+  it('loads the SIMD build of the wasm backend (Node 20 supports it; the plain build is several times slower)', async () => {
+    const { backend, simd } = await loadTf();
+    if (backend === 'wasm') expect(simd).toBe(true);
+    else expect(backend).toBe('tensorflow');
+  });
+
   it('trains a tiny model reproducibly: same seeds, same weights', async () => {
     const { tf } = await loadTf();
     const cols = 6;

@@ -216,16 +216,16 @@ describe('StatScorer', () => {
   });
 
   it('needs evidence to persist: a burst shorter than persistWindows never goes above 0.5, a lasting one does', () => {
-    const burst = (windows: number) => {
+    const burst = (windows: number, signal = 'db_query_p95', total = 30) => {
       const scorer = new StatScorer();
       const risks: number[] = [];
-      for (let i = 0; i < 20; i++) {
+      for (let i = 0; i < total; i++) {
         const hot = i >= 5 && i < 5 + windows;
         const features = {
           'peers.observed': 3,
-          'taskprocessor.max_queue.max': hot ? 300 : 12,
-          'z.self.max_queue': hot ? 40 : 0,
-          'z.peer.max_queue': hot ? 40 : 0,
+          'db.query_ms.count': 20,
+          [`z.self.${signal}`]: hot ? 40 : 0,
+          [`z.peer.${signal}`]: hot ? 40 : 0,
         };
         const v = { ...vector(features), windowStart: T0 + i * 10_000, windowEnd: T0 + (i + 1) * 10_000 };
         risks.push(scorer.score([v])[0]!.risk);
@@ -238,8 +238,41 @@ describe('StatScorer', () => {
     expect(lasting.slice(12, 17).every((r) => r > 0.99)).toBe(true);
     // A redelivered window does not count twice toward persistence.
     const scorer = new StatScorer();
-    const hot = { ...vector({ 'peers.observed': 3, 'z.self.max_queue': 40, 'z.peer.max_queue': 40 }) };
+    const hot = vector({
+      'peers.observed': 3,
+      'db.query_ms.count': 20,
+      'z.self.db_query_p95': 40,
+      'z.peer.db_query_p95': 40,
+    });
     for (let i = 0; i < 20; i++) expect(scorer.score([hot])[0]!.risk).toBeLessThanOrEqual(0.5);
+  });
+
+  it('stall evidence alone (queue) must persist longer: two hiccups back to back are not a backlog', () => {
+    const run = (hotWindows: (i: number) => boolean, total = 40) => {
+      const scorer = new StatScorer();
+      const risks: number[] = [];
+      for (let i = 0; i < total; i++) {
+        const hot = hotWindows(i);
+        const features = {
+          'peers.observed': 3,
+          'taskprocessor.max_queue.max': hot ? 300 : 12,
+          'z.self.max_queue': hot ? 40 : 0,
+          'z.peer.max_queue': hot ? 40 : 0,
+          'z.self.cpu_pct': hot ? 8 : 0,
+          'z.peer.cpu_pct': hot ? 8 : 0,
+        };
+        const v = { ...vector(features), windowStart: T0 + i * 10_000, windowEnd: T0 + (i + 1) * 10_000 };
+        risks.push(scorer.score([v])[0]!.risk);
+      }
+      return risks;
+    };
+    // One 12-window stall, and two stalls with a two-window gap (~2.3 min in all): never above 0.5.
+    expect(Math.max(...run((i) => i >= 5 && i < 17))).toBeLessThanOrEqual(0.5);
+    expect(Math.max(...run((i) => (i >= 5 && i < 12) || (i >= 14 && i < 22)))).toBeLessThanOrEqual(0.5);
+    // A queue that stays long is acted on once it has lasted stallPersistWindows (15).
+    const lasting = run((i) => i >= 5);
+    expect(lasting.slice(0, 20).every((r) => r <= 0.5)).toBe(true);
+    expect(lasting.slice(21).every((r) => r > 0.99)).toBe(true);
   });
 
   it('flags a leak by its slope against peers even when the own baseline has learnt the slope', () => {
@@ -262,7 +295,7 @@ describe('StatScorer', () => {
   });
 
   it('ignores a latency percentile carried through a window without measurements', () => {
-    const scorer = new StatScorer({ persistWindows: 0 });
+    const scorer = new StatScorer({ persistWindows: 0, stallPersistWindows: 0 });
     const slow = { 'peers.observed': 3, 'z.self.invite_setup_p95': 30, 'z.peer.invite_setup_p95': 30 };
     expect(scorer.score([vector({ ...slow, 'sip.invite_setup_ms.count': 4 })])[0]!.risk).toBeGreaterThan(0.8);
     expect(scorer.score([vector({ ...slow, 'sip.invite_setup_ms.count': 0 })])[0]!.risk).toBeLessThan(0.1);
