@@ -48,7 +48,7 @@ export interface StatScorerOptions {
   persistWindows?: number;
   /**
    * Consecutive windows evidence must last when it comes only from stall signals (taskprocessor queue, INVITE setup,
-   * OPTIONS round-trip, CPU and their trends). Default 15 (2.5 min): a node hiccup is a stall of 5–45 s, and two
+   * OPTIONS round-trip, CPU and their trends). Default 12 (2 min): a node hiccup is a stall of 5–45 s, and two
    * hiccups in quick succession look like one stall of up to ~2 min; a taskprocessor backlog grows for 10–30 min.
    */
   stallPersistWindows?: number;

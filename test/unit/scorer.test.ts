@@ -269,10 +269,10 @@ describe('StatScorer', () => {
     // One 12-window stall, and two stalls with a two-window gap (~2.3 min in all): never above 0.5.
     expect(Math.max(...run((i) => i >= 5 && i < 17))).toBeLessThanOrEqual(0.5);
     expect(Math.max(...run((i) => (i >= 5 && i < 12) || (i >= 14 && i < 22)))).toBeLessThanOrEqual(0.5);
-    // A queue that stays long is acted on once it has lasted stallPersistWindows (15).
+    // A queue that stays long is acted on once it has lasted more than stallPersistWindows (12).
     const lasting = run((i) => i >= 5);
-    expect(lasting.slice(0, 20).every((r) => r <= 0.5)).toBe(true);
-    expect(lasting.slice(21).every((r) => r > 0.99)).toBe(true);
+    expect(lasting.slice(0, 17).every((r) => r <= 0.5)).toBe(true);
+    expect(lasting.slice(18).every((r) => r > 0.99)).toBe(true);
   });
 
   it('flags a leak by its slope against peers even when the own baseline has learnt the slope', () => {
