@@ -410,12 +410,12 @@ export class Leadership {
       return apiActionsFor(this.engine, store);
     };
     return {
-      drain: (id, ctx) => current().drain(id, ctx),
-      undrain: (id, ctx) => current().undrain(id, ctx),
-      restart: (id, ctx) => current().restart(id, ctx),
-      pin: (id, ctx) => current().pin(id, ctx),
-      unpin: (id, ctx) => current().unpin(id, ctx),
-      verdict: (id, ctx) => current().verdict(id, ctx),
+      drain: async (id, ctx) => current().drain(id, ctx),
+      undrain: async (id, ctx) => current().undrain(id, ctx),
+      restart: async (id, ctx) => current().restart(id, ctx),
+      pin: async (id, ctx) => current().pin(id, ctx),
+      unpin: async (id, ctx) => current().unpin(id, ctx),
+      verdict: async (id, ctx) => current().verdict(id, ctx),
     };
   }
 }
