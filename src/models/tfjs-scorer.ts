@@ -69,7 +69,7 @@ const NO_RUNS: Map<string, number> = new Map();
 class Persistence {
   /** Window end of the newest window seen. */
   ts = Number.NEGATIVE_INFINITY;
-  /** Since when (window start) each evidence kind has been active, as of `ts`, and as of the window before it. */
+  /** End of the first window of each evidence kind's current run, as of `ts`, and as of the window before it. */
   since: Map<string, number> = NO_RUNS;
   sinceBefore: Map<string, number> = NO_RUNS;
 }
@@ -79,7 +79,7 @@ class Persistence {
  *
  * Persistence. Short single-node stalls, DB and network blips clear by themselves within about a minute, and look
  * just as odd as a failure's start while they last. So evidence that can come and go quickly must have lasted
- * `persistS` (60 s, measured from the start of the first window it showed in) before it can push the risk past
+ * more than `persistS` (60 s, from the end of the first window it showed in) before it can push the risk past
  * the drain threshold; a stall that clears within a minute never does. This is evidence, not alarm hysteresis: the
  * action layer's K consecutive windows at or above the threshold apply on top, to the risk.
  *
@@ -112,9 +112,6 @@ export class TfjsScorer implements Scorer {
   private readonly features: readonly string[];
   private readonly explainTop: number;
   private readonly persistMs: number;
-  private readonly center: Float64Array;
-  private readonly invScale: Float64Array;
-  private readonly clip: number;
   /** Error at which the anomaly risk reaches EXPLAIN_FLOOR. */
   private readonly explainError: number;
   private readonly corroborateError: number;
@@ -125,22 +122,18 @@ export class TfjsScorer implements Scorer {
   private raw = new Float64Array(0);
   private input = new Float32Array(0);
 
-  constructor(
-    artefact: Pick<ModelArtefact, 'manifest' | 'model' | 'tf'> & { runner?: AutoencoderRunner },
-    options: TfjsScorerOptions = {},
-  ) {
+  constructor(artefact: Pick<ModelArtefact, 'manifest' | 'model' | 'tf'>, options: TfjsScorerOptions = {}) {
     this.manifest = artefact.manifest;
     this.name = artefact.manifest.scorer;
-    this.runner = artefact.runner ?? new AutoencoderRunner(artefact.tf as Tf, artefact.model as LayersModel);
+    this.runner = new AutoencoderRunner(
+      artefact.tf as Tf,
+      artefact.model as LayersModel,
+      artefact.manifest.normalisation,
+    );
     this.features = artefact.manifest.features;
     this.explainTop = options.explainTop ?? 5;
     this.persistMs = (options.persistS ?? DEFAULT_PERSIST_S) * 1000;
-    const norm = this.manifest.normalisation;
-    this.center = Float64Array.from(norm.center);
-    this.invScale = Float64Array.from(norm.scale, (s) => 1 / s);
-    this.clip = norm.clip;
     const cal = this.manifest.calibration;
-    // Inverse of riskFromError: ln(err) = ln(threshold) + logit(p) / steepness.
     this.explainError = errorAtRisk(EXPLAIN_FLOOR, cal.threshold, cal.steepness);
     this.corroborateError = errorAtPercentile(CORROBORATE_PERCENTILE, cal.p, cal.error);
     this.elevatedError = errorAtRisk(options.elevatedRisk ?? ELEVATED_RISK, cal.threshold, cal.steepness);
@@ -156,22 +149,15 @@ export class TfjsScorer implements Scorer {
       this.raw = new Float64Array(n * cols);
       this.input = new Float32Array(n * cols);
     }
-    const { raw, center, invScale, clip, features } = this;
+    const { raw, features } = this;
     const input = this.input.subarray(0, n * cols);
     for (let k = 0; k < n; k++) {
-      const at = k * cols;
-      readRow(vectors[observed[k]!]!.features ?? {}, features, raw, at);
-      for (let c = 0; c < cols; c++) {
-        // Same normalisation as training (autoencoder-norm.ts normaliseRow).
-        const v = raw[at + c]!;
-        let z = ((v >= 0 ? Math.log1p(v) : -Math.log1p(-v)) - center[c]!) * invScale[c]!;
-        if (z > clip) z = clip;
-        else if (z < -clip) z = -clip;
-        input[at + c] = z;
-      }
+      readRow(vectors[observed[k]!]!.features ?? {}, features, raw, k * cols);
     }
+    // Raw values go to the backend, which normalises them as training did (autoencoder-norm.ts normaliseRow).
+    for (let i = 0; i < n * cols; i++) input[i] = raw[i]!;
     const explainError = this.explainError;
-    const batch = this.runner.errors(input, n, cols, (rowError) => {
+    const batch = this.runner.errorsFromRaw(input, n, cols, (rowError) => {
       let m = 0;
       for (let k = 0; k < rowError.length; k++) if (rowError[k]! >= explainError) m++;
       const rows = new Int32Array(m);
@@ -196,7 +182,7 @@ export class TfjsScorer implements Scorer {
     return out;
   }
 
-  /** Forgets every node's trend persistence (e.g. after a gap in the input). */
+  /** Forgets every node's persistence (e.g. before replaying another recording with the same scorer). */
   reset(): void {
     this.nodes.clear();
   }
@@ -207,7 +193,7 @@ export class TfjsScorer implements Scorer {
     const peersOk = finite(f['peers.observed']) >= 2;
     const forecasts = forecastExhaustion(f, this.manifest.trend.limits);
 
-    // Evidence that must persist: the anomaly itself, and each fast trend that is corroborated with its level up.
+    // Evidence that must persist: an elevated anomaly, and each fast trend whose level stands out.
     const active: string[] = [];
     if (err >= this.elevatedError) active.push(ANOMALY);
     for (const fc of forecasts) {
@@ -293,8 +279,8 @@ export class TfjsScorer implements Scorer {
   }
 
   /**
-   * Records which evidence kinds are active in this window and returns, for each, the start of the unbroken run of
-   * windows in which it has been active (a gap of more than MAX_GAP_WINDOWS unobserved windows breaks a run).
+   * Records which evidence kinds are active in this window and returns, for each, the end of the first window of its
+   * unbroken run of active windows (a gap of more than MAX_GAP_WINDOWS unobserved windows breaks a run).
    */
   private track(v: FeatureVector, active: readonly string[]): ReadonlyMap<string, number> {
     const windowMs = Math.max(1, v.windowEnd - v.windowStart);
@@ -316,7 +302,8 @@ export class TfjsScorer implements Scorer {
     let now: Map<string, number> = NO_RUNS;
     if (active.length > 0) {
       now = new Map();
-      for (const kind of active) now.set(kind, prior.get(kind) ?? v.windowStart);
+      // From the end of the first window: a 60 s stall touches up to 7 windows of 10 s, 60 s apart end to end.
+      for (const kind of active) now.set(kind, prior.get(kind) ?? v.windowEnd);
     }
     if (v.windowEnd >= state.ts) {
       if (v.windowEnd > state.ts) state.sinceBefore = state.since;

@@ -7,7 +7,7 @@ import type { IncidentPlan } from '../../src/ingest/simulator/options.js';
 import type { FeatureVector, NodeScore, TelemetrySample } from '../../src/messages.js';
 import { loadModelArtefact, type ModelArtefact } from '../../src/models/artefact.js';
 import { buildAutoencoder, reconstructionErrors, rowMeans } from '../../src/models/autoencoder.js';
-import { CONTEXT_FEATURES, fitNormalisation, NEUTRAL_SCALE } from '../../src/models/autoencoder-norm.js';
+import { CONTEXT_FEATURES, fitNormalisation, NEUTRAL_SCALE, normaliseRows } from '../../src/models/autoencoder-norm.js';
 import { AutoencoderRunner } from '../../src/models/autoencoder-runner.js';
 import { loadTf } from '../../src/models/tf-backend.js';
 import { TfjsScorer, type TfjsScorerOptions, UNSUSTAINED_CAP } from '../../src/models/tfjs-scorer.js';
@@ -109,6 +109,37 @@ describe('AutoencoderRunner', () => {
     model.dispose();
   });
 
+  it('normalises raw rows on the backend exactly as training does in JavaScript', async () => {
+    const { tf } = await loadTf();
+    const cols = 6;
+    const model = buildAutoencoder(tf, { inputSize: cols, hidden: [4, 2], seed: 5 });
+    const values = [0, 1, -1, 3.5, -250, 1e7, 42, 0.001, -0.5, 1e-9];
+    const raw = new Float64Array(40 * cols).map((_, i) => values[(i * 7) % values.length]! * (1 + (i % 3)));
+    const stats = fitNormalisation(raw.subarray(0, 20 * cols), cols, 3);
+    const runner = new AutoencoderRunner(tf, model, stats);
+    const expected = runner.errors(normaliseRows(stats, raw, cols), 40, cols);
+    const got = runner.errorsFromRaw(Float32Array.from(raw), 40, cols);
+    for (let r = 0; r < 40; r++) expect(got.rowError[r]).toBeCloseTo(expected.rowError[r]!, 4);
+    runner.dispose();
+    model.dispose();
+  });
+
+  it('matches model.predict for a network ending in tanh and layers without bias (sigmoid rewrite)', async () => {
+    const { tf } = await loadTf();
+    const model = tf.sequential();
+    model.add(tf.layers.dense({ units: 3, activation: 'tanh', useBias: false, inputShape: [5] }));
+    model.add(tf.layers.dense({ units: 4, activation: 'tanh', biasInitializer: 'ones' }));
+    model.add(tf.layers.dense({ units: 5, activation: 'tanh', biasInitializer: 'ones' }));
+    const runner = new AutoencoderRunner(tf, model);
+    expect(runner.fast).toBe(true);
+    const x = new Float32Array(30).map((_, i) => Math.cos(i) * 4);
+    const expected = rowMeans(reconstructionErrors(tf, model, x, 5), 5);
+    const got = runner.errors(x, 6, 5);
+    for (let r = 0; r < 6; r++) expect(got.rowError[r]).toBeCloseTo(expected[r]!, 4);
+    runner.dispose();
+    model.dispose();
+  });
+
   it('falls back to model.predict for layers it does not know, with the same errors', async () => {
     const { tf } = await loadTf();
     const model = tf.sequential();
@@ -151,7 +182,7 @@ describe('TfjsScorer persistence', () => {
 
   it('does not push risk to 0.8 for a single-node stall that clears within a minute', () => {
     const at = START + 40 * MIN + 3_000;
-    const { vectors } = simulate(50, undefined, stall('ast2', at, 45_000));
+    const { vectors } = simulate(50, undefined, stall('ast2', at, 60_000));
     const scores = scoreRun(artefact, vectors);
     const during = scores.filter((s) => s.nodeId === 'ast2' && s.ts > at && s.ts <= at + 5 * MIN);
     const peak = Math.max(...during.map((s) => s.risk));
