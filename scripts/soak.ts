@@ -91,6 +91,8 @@ async function main(): Promise<void> {
   const db = await createScratchDatabase('soak');
   const probeFile = join(CHAOS_VAR, 'soak-probe.jsonl');
   if (existsSync(probeFile)) rmSync(probeFile);
+  // One run per log, so the disturbance counts below are this run's.
+  rmSync(join(CHAOS_VAR, 'soak.log'), { force: true });
   const base = sidecarConfig({ name: 'soak', storeUrl: db.url, apiPort: await freePort() });
   // Simulated node ids (ast1..astN) on dispatcher URIs that exist nowhere: dry-run decides and audits only.
   const config = {
@@ -187,21 +189,33 @@ async function main(): Promise<void> {
 
   const publishPoints = points.filter((p) => p.s * 1000 <= durationMs);
   const secondHalf = publishPoints.filter((p) => p.s * 1000 >= durationMs / 2);
+  const lastQuarter = publishPoints.filter((p) => p.s * 1000 >= (durationMs * 3) / 4);
   const rssSlope = slopePerMinute(secondHalf, 'rssMb');
+  const rssSlopeLastQuarter = slopePerMinute(lastQuarter, 'rssMb');
   const heapSlope = slopePerMinute(secondHalf, 'heapMb');
   const loopP99s = publishPoints.map((p) => p.loopP99Ms);
   const lags = publishPoints.map((p) => p.telemetryLag).filter((l) => l >= 0);
   const simulatedMinutes = ((virtualNow - virtualStart) / 60_000).toFixed(1);
   const ownP99 = Math.round(ownLoop.percentile(99) / 1e4) / 100;
 
+  // Outside disturbances (a broker restart by someone else on a shared machine) explain steps in the figures.
+  const runLog = readFileSync(sidecar.logFile, 'utf8');
+  const leadershipLosses = runLog.split('no longer executes actions').length - 1;
+  const brokerErrors = runLog.split('Failed to connect to seed broker').length - 1;
   await sidecar.stop();
   await bus.close();
   await db.drop().catch(() => undefined);
 
   const failures: string[] = [];
   if (!alive) failures.push(`the sidecar died: ${sidecar.describeExit()}`);
-  if (rssSlope > maxSlope)
-    failures.push(`RSS grows ${rssSlope.toFixed(2)} MiB/min over the second half (max ${maxSlope})`);
+  // Growth without bound keeps growing: a one-off step (a burst, a rebalance) followed by a plateau is not a leak,
+  // so the slope must exceed the limit over the second half and still over the last quarter.
+  if (rssSlope > maxSlope && rssSlopeLastQuarter > maxSlope) {
+    failures.push(
+      `RSS grows ${rssSlope.toFixed(2)} MiB/min over the second half and ${rssSlopeLastQuarter.toFixed(2)} over the ` +
+        `last quarter (max ${maxSlope})`,
+    );
+  }
   if (!recovered) failures.push(`pipeline lag did not return to 0 within ${recoverS} s after publishing stopped`);
 
   const rows = [
@@ -214,7 +228,10 @@ async function main(): Promise<void> {
       'sidecar RSS first / last / max',
       `${publishPoints[0]?.rssMb ?? 0} / ${publishPoints.at(-1)?.rssMb ?? 0} / ${Math.max(0, ...publishPoints.map((p) => p.rssMb))} MiB`,
     ],
-    ['RSS slope, second half', `${rssSlope.toFixed(2)} MiB/min (limit ${maxSlope})`],
+    [
+      'RSS slope, second half / last quarter',
+      `${rssSlope.toFixed(2)} / ${rssSlopeLastQuarter.toFixed(2)} MiB/min (limit ${maxSlope}; fails only when both exceed it)`,
+    ],
     ['heap slope, second half', `${heapSlope.toFixed(2)} MiB/min`],
     [
       'sidecar event-loop delay p99 (median / max of 2 s windows)',
@@ -225,6 +242,10 @@ async function main(): Promise<void> {
     [
       'lag back to 0 after publishing stopped',
       recovered ? `${lagRecoveredS.toFixed(1)} s` : `no (after ${lagRecoveredS.toFixed(0)} s)`,
+    ],
+    [
+      'disturbances seen by the sidecar',
+      `${leadershipLosses} leadership losses, ${brokerErrors} broker connection errors`,
     ],
     ['verdict', failures.length === 0 ? 'pass' : `FAIL: ${failures.join('; ')}`],
   ];

@@ -100,6 +100,9 @@ export interface RebuildReport {
   ms: number;
 }
 
+/** Closed windows kept across a bus outage: 10 000 nodes for a minute of 10 s windows. */
+const MAX_UNPUBLISHED_VECTORS = 60_000;
+
 /** telemetry → windows → features. Late, future and non-finite samples are dead-lettered by the extractor's callback. */
 export class FeatureStage {
   readonly counters: StageCounters = { in: 0, out: 0, deadLettered: 0 };
@@ -111,6 +114,8 @@ export class FeatureStage {
   };
   private subscription: Subscription | null = null;
   private pendingRejects: RejectedSample[] = [];
+  /** Vectors whose publish failed, sent again first on the next emit. */
+  private unpublished: FeatureVector[] = [];
   /** Telemetry partitions this replica owns; null until the first assignment. */
   private owned: Set<number> | null = null;
   private extractor: WindowExtractor;
@@ -297,12 +302,20 @@ export class FeatureStage {
         vectors.push(v);
       }
     }
-    if (vectors.length > 0) {
-      this.counters.out += vectors.length;
-      await this.options.bus.publish(
-        'features',
-        vectors.map((v) => ({ key: v.nodeId, value: v, timestamp: v.windowEnd })),
-      );
+    // Closed windows cannot be rebuilt from the extractor: what a failed publish (broker down) did not send goes out
+    // first on the next emit, bounded so a long outage cannot grow memory without limit.
+    const toSend = this.unpublished.length > 0 ? [...this.unpublished.splice(0), ...vectors] : vectors;
+    if (toSend.length > 0) {
+      try {
+        await this.options.bus.publish(
+          'features',
+          toSend.map((v) => ({ key: v.nodeId, value: v, timestamp: v.windowEnd })),
+        );
+        this.counters.out += toSend.length;
+      } catch (err) {
+        this.unpublished = toSend.slice(-MAX_UNPUBLISHED_VECTORS);
+        throw err;
+      }
     }
     if (this.pendingRejects.length > 0) {
       const rejects = this.pendingRejects.splice(0);

@@ -34,5 +34,7 @@ const config = sidecarConfig({
   inputs,
   hep: true,
   kamailioStats: true,
+  // Product defaults (hysteresis, cooldown, rate limit) for an environment explored by hand; only the caps are set.
+  actions: { guardrails: { minActive: 2, maxOutOfService: 1 } },
 });
 process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);

@@ -257,7 +257,10 @@ describe('Kafka broker restart', () => {
     const restartStarted = Date.now();
     try {
       await sleep(2000);
-      await kafkaService('restart');
+      // Stop, stay down long enough for several windows to close during the outage, start again.
+      await kafkaService('stop');
+      await sleep(6000);
+      await kafkaService('start');
       await sleep(3000);
     } finally {
       stop = true;

@@ -120,7 +120,8 @@ describe('foresight run as a sidecar', () => {
     const state = async () => (await lab.dispatcher.list()).find((d) => d.uri === uriOf('ast2'));
     const drained = await waitFor('ast2 disabled', async () => (await state())?.state === 'disabled' && state(), 5000);
     expect(drained?.flags).toMatch(/^D/);
-    expect((await sidecar.node('ast2')).state).toBe('draining');
+    // The API's node view follows the engine on its 1 s tick.
+    await waitFor('ast2 draining in the API', async () => (await sidecar.node('ast2')).state === 'draining', 5000);
 
     const undrain = await sidecar.post('/api/nodes/ast2/undrain', { reason: 'e2e: done' });
     expect(undrain.status, JSON.stringify(undrain.body)).toBe(200);
