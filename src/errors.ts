@@ -45,6 +45,8 @@ export class ForesightError extends Error {
 
 export function isRetriable(err: unknown): boolean {
   if (err instanceof ForesightError) return err.retriable;
+  // Client libraries (kafkajs) mark their own transient errors.
+  if ((err as { retriable?: unknown } | null)?.retriable === true) return true;
   // Network errors from sockets and fetch are transient by nature.
   const code = (err as { code?: unknown } | null)?.code;
   return (

@@ -631,6 +631,7 @@ export class ActionEngine {
       state: rt.record.state,
       inService: rt.record.state === 'active' && !dispatcherOut,
       observed: rt.lastScore?.observed ?? false,
+      up: rt.lastScore?.up ?? false,
       risk: rt.lastScore?.risk ?? null,
       pinned: rt.record.pinned,
       manualOverride: rt.record.manualOverride,

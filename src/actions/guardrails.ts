@@ -63,6 +63,11 @@ export interface NodeView {
   inService: boolean;
   /** The node's last score was observed. A node with no score yet is unobserved. */
   observed: boolean;
+  /**
+   * False when the node's own telemetry says it is down (AMI session lost, not FullyBooted): it sends data but takes
+   * no calls, so it is no capacity to vouch for. Absent means up.
+   */
+  up?: boolean;
   /** Latest risk, null when no score arrived yet. */
   risk: number | null;
   pinned: boolean;
@@ -116,7 +121,7 @@ export function summarizeSets(nodes: Iterable<NodeView>): Map<number, SetSummary
     }
     s.total++;
     if (!n.inService) s.outOfService++;
-    else if (n.observed) s.healthy++;
+    else if (n.observed && n.up !== false) s.healthy++;
   }
   return sets;
 }
@@ -195,7 +200,7 @@ export function evaluateDrain(
   }
 
   const outAfter = set.outOfService + 1;
-  const healthyAfter = set.healthy - (node.inService && node.observed ? 1 : 0);
+  const healthyAfter = set.healthy - (node.inService && node.observed && node.up !== false ? 1 : 0);
   const capacity = { setId: set.setId, total: set.total, outOfService: set.outOfService, healthy: set.healthy };
   const checks: [GuardrailName, boolean, string][] = [
     [

@@ -1,12 +1,13 @@
 import { hostname } from 'node:os';
 import { loadConfig } from '../config/load.js';
-import { createLogger } from '../log.js';
+import { errorMessage, isRetriable } from '../errors.js';
+import { createLogger, type Logger } from '../log.js';
 import { type LeaderElection, SidecarRuntime } from '../pipeline/sidecar.js';
 
 export async function runSidecar(opts: { config: string }): Promise<void> {
   const config = loadConfig(opts.config);
   const logger = createLogger();
-  const runtime = await SidecarRuntime.create(config, logger);
+  const runtime = await createWithRetry(() => SidecarRuntime.create(config, logger), logger);
   let election: LeaderElection | undefined;
   if (config.bus.kind === 'kafka') {
     // With Kafka, several replicas may run: leadership is held through a single-partition control topic.
@@ -44,4 +45,23 @@ export async function runSidecar(opts: { config: string }): Promise<void> {
   });
   await election?.stop();
   await runtime.close();
+}
+
+/**
+ * Kafka still electing a controller, PostgreSQL restarting: dependencies that are briefly unreachable at start-up are
+ * waited for (with backoff, up to five minutes) instead of exiting and leaving it to a supervisor; a configuration
+ * mistake fails at once.
+ */
+async function createWithRetry<T>(create: () => Promise<T>, logger: Logger, deadlineMs = 300_000): Promise<T> {
+  const started = Date.now();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await create();
+    } catch (err) {
+      if (!isRetriable(err) || Date.now() - started > deadlineMs) throw err;
+      const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
+      logger.warn({ attempt, err: errorMessage(err), retryInMs: delay }, 'a dependency is not reachable yet; retrying');
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }

@@ -169,6 +169,8 @@ export const ConfigSchema = T.Object(
         kind: T.Union([T.Literal('sqlite'), T.Literal('postgres')], { default: 'sqlite' }),
         path: T.String({ default: 'var/foresight.db' }),
         url: T.Optional(T.String({ pattern: '^postgres(ql)?://' })),
+        /** PostgreSQL schema holding Foresight's tables (created if missing). */
+        schema: T.String({ default: 'foresight', pattern: '^[a-z_][a-z0-9_]*$' }),
         password: T.Optional(SecretRef),
       },
       { additionalProperties: false, default: {} },

@@ -23,13 +23,14 @@ import type { TelemetrySample } from '../messages.js';
 import { createScorerWithInfo } from '../models/factory.js';
 import { apiActionsFor } from './api-actions.js';
 import { createCollectors, type HealthCheck, startAll, type TelemetrySource } from './collectors.js';
+import { TelemetryOutbox } from './outbox.js';
 import { ActionStage, auditPublisher, FeatureStage, ScoreStage } from './stages.js';
 
 function createStore(config: Readonly<ForesightConfig>): Store {
   if (config.store.kind === 'postgres') {
     const url = new URL(config.store.url!);
     if (config.store.password) url.password = resolveSecret(config.store.password);
-    return new PostgresStore({ connectionString: url.toString() });
+    return new PostgresStore({ connectionString: url.toString(), schema: config.store.schema });
   }
   return new SqliteStore({ path: config.store.path });
 }
@@ -190,6 +191,7 @@ export class SidecarRuntime {
       { groupId: `${groupId}.view-features.${process.pid}` },
     );
 
+    const outbox = new TelemetryOutbox(bus, logger.child({ component: 'outbox' }));
     // Collector output is checked before it is published: a bad sample is dead-lettered with the reason, the rest flows.
     const sink = (samples: TelemetrySample[]) => {
       if (samples.length === 0) return;
@@ -219,15 +221,7 @@ export class SidecarRuntime {
           )
           .catch((err: unknown) => logger.error({ err: errorMessage(err) }, 'cannot dead-letter invalid telemetry'));
       }
-      if (good.length === 0) return;
-      bus
-        .publish(
-          'telemetry',
-          good.map((s) => ({ key: s.nodeId, value: s, timestamp: s.ts })),
-        )
-        .catch((err: unknown) =>
-          logger.error({ err: errorMessage(err), count: good.length }, 'cannot publish telemetry'),
-        );
+      if (good.length > 0) outbox.offer(good);
     };
     const sources = createCollectors(config, sink, logger);
 
@@ -235,7 +229,12 @@ export class SidecarRuntime {
       const checks: HealthCheck[] = [];
       try {
         const lag = await bus.lag('telemetry', `${groupId}.features`);
-        checks.push({ name: 'bus', ok: true, detail: `telemetry lag ${lag}` });
+        const o = outbox.stats();
+        checks.push({
+          name: 'bus',
+          ok: o.queued === 0,
+          detail: `telemetry lag ${lag}; outbox queued ${o.queued}, dropped ${o.dropped}`,
+        });
       } catch (err) {
         checks.push({ name: 'bus', ok: false, detail: errorMessage(err) });
       }

@@ -116,6 +116,44 @@ describe('guardrails (pure)', () => {
     );
   });
 
+  it('a node that reports itself down is no healthy capacity, so it cannot let a peer be drained', () => {
+    const node = (nodeId: string, up: boolean): NodeView => ({
+      nodeId,
+      setId: 1,
+      state: 'active',
+      inService: true,
+      observed: true,
+      up,
+      risk: 0.95,
+      pinned: false,
+      manualOverride: null,
+      lastDrainAt: null,
+    });
+    const world = (upOfAst3: boolean) => [node('ast1', true), node('ast2', true), node('ast3', upOfAst3)];
+    expect(summarizeSets(world(true)).get(1)?.healthy).toBe(3);
+    expect(summarizeSets(world(false)).get(1)?.healthy).toBe(2);
+    const config: GuardrailConfig = {
+      maxOutOfServicePerSet: 2,
+      maxOutOfServicePercent: 100,
+      minActivePerSet: 2,
+      cooldownMs: 0,
+      maxDrainsPerHour: 100,
+      maintenanceWindows: [],
+    };
+    const decide = (upOfAst3: boolean) => {
+      const nodes = world(upOfAst3);
+      return evaluateDrain({ nodeId: 'ast1', actor: 'auto', force: false }, nodes[0]!, summarizeSets(nodes).get(1), {
+        config,
+        now: NOW,
+        riskThreshold: THRESHOLD,
+        recentDrains: [],
+        maintenance: null,
+      });
+    };
+    expect(decide(true).allowed).toBe(true);
+    expect(decide(false)).toMatchObject({ allowed: false, guardrail: 'min_active' });
+  });
+
   it('counts only drains of the last rolling hour', () => {
     expect(drainsInLastHour([NOW - 3_600_000, NOW - 3_599_999, NOW, NOW + 1], NOW)).toBe(2);
   });
