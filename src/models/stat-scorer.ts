@@ -52,6 +52,11 @@ export interface StatScorerOptions {
    * hiccups in quick succession look like one stall of up to ~2 min; a taskprocessor backlog grows for 10–30 min.
    */
   stallPersistWindows?: number;
+  /**
+   * Stall evidence may act after `persistWindows` after all when the taskprocessor queue has grown steadily over the
+   * last `persistWindows + 1` windows (see `queueGrowsSteadily`). Default true.
+   */
+  growthShortcut?: boolean;
 }
 
 /**
@@ -73,6 +78,35 @@ const STALL_TRENDS: ReadonlySet<string> = new Set(['queue', 'invite_latency']);
 const UNPERSISTED_LOGIT_CAP = 0;
 /** A window without evidence takes this much off the persistence streak (one noisy window does not restart it). */
 const STREAK_DECAY = 2;
+
+/** Window level of the taskprocessor queue whose shape tells a backlog from a pair of hiccups. */
+const QUEUE_LEVEL_FEATURE = 'taskprocessor.max_queue.mean';
+/** Between two windows the level may fall by this fraction of its highest level so far and still count as growing. */
+const GROWTH_DIP_TOLERANCE = 0.15;
+/** Over the whole span the level must rise by this fraction of its first level, and by at least GROWTH_MIN_TASKS. */
+const GROWTH_MIN_FRACTION = 0.2;
+const GROWTH_MIN_TASKS = 10;
+
+/**
+ * True when `levels` (one per consecutive window, oldest first) grow like a backlog: rising from window to window
+ * (one flat or falling step allowed, for noise), never falling back toward the baseline, and clearly higher at the end.
+ * A hiccup is a plateau that ends at the baseline; two hiccups are two plateaus with a fall between them (or, when the
+ * gap hides inside a window, a single step): neither rises in almost every window.
+ */
+export function queueGrowsSteadily(levels: readonly number[]): boolean {
+  if (levels.length < 3 || !levels.every((x) => Number.isFinite(x) && x >= 0)) return false;
+  let rises = 0;
+  let highest = levels[0]!;
+  for (let i = 1; i < levels.length; i++) {
+    const x = levels[i]!;
+    if (x > levels[i - 1]!) rises++;
+    if (x < highest * (1 - GROWTH_DIP_TOLERANCE)) return false;
+    highest = Math.max(highest, x);
+  }
+  const first = levels[0]!;
+  const last = levels[levels.length - 1]!;
+  return rises >= levels.length - 2 && last - first >= Math.max(GROWTH_MIN_TASKS, GROWTH_MIN_FRACTION * first);
+}
 
 /** Latency percentile features are carried forward through windows without measurements; those are not evidence. */
 function countFeatureOf(source: string): string | null {
@@ -112,8 +146,10 @@ function clamp(x: number, lo: number, hi: number): number {
  *
  * Evidence must persist: until it has lasted `persistWindows` consecutive windows, risk stays at most 0.5. Evidence
  * from stall signals alone (queue, setup latency, OPTIONS round-trip, CPU) must last `stallPersistWindows`: a single-node
- * stall (a hiccup) clears within 45 s, but two in quick succession look like one stall of up to ~2 min, and both look
- * like the start of a backlog; a backlog keeps growing for 10–30 min.
+ * stall (a hiccup) clears within 45 s, but two in quick succession look like one stall of up to ~2 min. What tells a
+ * backlog apart is its shape, not its length: its queue rises in almost every window and never falls back, while a
+ * hiccup is a plateau that ends at the baseline. So stall evidence whose queue level grew steadily over the last
+ * `persistWindows + 1` windows acts after `persistWindows` too.
  *
  * Explanation weights are logit units; anomaly contributions name the feature that stands out (value: its level),
  * trend contributions are named `forecast.<kind>_s` (value: forecast seconds to the limit).
@@ -140,7 +176,11 @@ export class StatScorer implements Scorer {
    * Per node: consecutive windows with evidence (decayed, not reset, by a quiet window), the same for evidence that is
    * not from stall signals alone, and the last window seen.
    */
-  private readonly streaks = new Map<string, { streak: number; coreStreak: number; lastTs: number }>();
+  private readonly streaks = new Map<
+    string,
+    { streak: number; coreStreak: number; lastTs: number; queueLevels: number[] }
+  >();
+  private readonly growthShortcut: boolean;
 
   constructor(options: StatScorerOptions = {}) {
     this.limits = { ...DEFAULT_TREND_LIMITS, ...options.limits };
@@ -151,6 +191,7 @@ export class StatScorer implements Scorer {
     this.explainTop = options.explainTop ?? 5;
     this.persistWindows = options.persistWindows ?? 6;
     this.stallPersistWindows = Math.max(this.persistWindows, options.stallPersistWindows ?? 12);
+    this.growthShortcut = options.growthShortcut ?? true;
     for (const [key, v] of Object.entries({
       ...this.limits,
       horizonS: this.horizonS,
@@ -197,25 +238,39 @@ export class StatScorer implements Scorer {
 
   /**
    * Counts consecutive windows with evidence (any, and not from stall signals alone); a redelivered or older window
-   * does not move the streaks. Persisted: core evidence for `persistWindows`, or any for `stallPersistWindows`.
+   * does not move the streaks. Persisted: core evidence for `persistWindows`; any evidence for `stallPersistWindows`,
+   * or for `persistWindows` while the queue level grew steadily over those windows. The queue levels kept are those
+   * of the current run of evidence windows only (a quiet or unobserved window starts a new run).
    */
-  private persisted(v: FeatureVector, hasEvidence: boolean, hasCoreEvidence: boolean): boolean {
+  private persisted(v: FeatureVector, hasEvidence: boolean, hasCoreEvidence: boolean, queueLevel: number): boolean {
     let st = this.streaks.get(v.nodeId);
     if (st === undefined) {
-      st = { streak: 0, coreStreak: 0, lastTs: Number.NEGATIVE_INFINITY };
+      st = { streak: 0, coreStreak: 0, lastTs: Number.NEGATIVE_INFINITY, queueLevels: [] };
       this.streaks.set(v.nodeId, st);
     }
     if (v.windowEnd > st.lastTs) {
       st.lastTs = v.windowEnd;
       st.streak = hasEvidence ? st.streak + 1 : Math.max(0, st.streak - STREAK_DECAY);
       st.coreStreak = hasCoreEvidence ? st.coreStreak + 1 : Math.max(0, st.coreStreak - STREAK_DECAY);
+      if (hasEvidence) {
+        st.queueLevels.push(queueLevel);
+        if (st.queueLevels.length > this.persistWindows + 1) st.queueLevels.shift();
+      } else {
+        st.queueLevels.length = 0;
+      }
     }
-    return st.coreStreak > this.persistWindows || st.streak > this.stallPersistWindows;
+    if (st.coreStreak > this.persistWindows || st.streak > this.stallPersistWindows) return true;
+    return (
+      this.growthShortcut &&
+      st.streak > this.persistWindows &&
+      st.queueLevels.length > this.persistWindows &&
+      queueGrowsSteadily(st.queueLevels)
+    );
   }
 
   private scoreOne(v: FeatureVector): NodeScore {
     if (!v.observed) {
-      this.persisted(v, false, false);
+      this.persisted(v, false, false, Number.NaN);
       return unobservedScore(v, this.name);
     }
     const f = v.features ?? {};
@@ -264,7 +319,8 @@ export class StatScorer implements Scorer {
     // Only evidence strong enough to matter (risk above 0.5 on its own) builds the streak, so a faint background
     // anomaly cannot pre-charge it for the next short burst.
     const coreLogit = this.bias + coreAnomaly + coreTrend;
-    if (!this.persisted(v, logit > UNPERSISTED_LOGIT_CAP, coreLogit > UNPERSISTED_LOGIT_CAP)) {
+    const queueLevel = typeof f[QUEUE_LEVEL_FEATURE] === 'number' ? f[QUEUE_LEVEL_FEATURE] : Number.NaN;
+    if (!this.persisted(v, logit > UNPERSISTED_LOGIT_CAP, coreLogit > UNPERSISTED_LOGIT_CAP, queueLevel)) {
       logit = Math.min(logit, UNPERSISTED_LOGIT_CAP);
     }
     const risk = 1 / (1 + Math.exp(-logit));

@@ -6,7 +6,7 @@ import { type SyntheticOptions, syntheticTicks } from '../../src/features/synthe
 import type { FeatureVector, NodeScore } from '../../src/messages.js';
 import { NullScorer, RandomScorer } from '../../src/models/baselines.js';
 import { enforceScoreContract, type Scorer } from '../../src/models/scorer.js';
-import { StatScorer } from '../../src/models/stat-scorer.js';
+import { queueGrowsSteadily, StatScorer } from '../../src/models/stat-scorer.js';
 import { forecastExhaustion, timeToLimitS } from '../../src/models/trend.js';
 
 const T0 = Date.UTC(2024, 0, 1, 8);
@@ -273,6 +273,69 @@ describe('StatScorer', () => {
     const lasting = run((i) => i >= 5);
     expect(lasting.slice(0, 17).every((r) => r <= 0.5)).toBe(true);
     expect(lasting.slice(18).every((r) => r > 0.99)).toBe(true);
+  });
+
+  it('a steadily growing queue acts after the short persistence; two hiccups with a return to baseline do not', () => {
+    /** Stall evidence only (queue and CPU); `level(i)` is the window's mean queue, null for a quiet window. */
+    const run = (level: (i: number) => number | null, total = 30) => {
+      const scorer = new StatScorer();
+      const risks: number[] = [];
+      for (let i = 0; i < total; i++) {
+        const q = level(i);
+        const hot = q !== null;
+        const features = {
+          'peers.observed': 3,
+          'taskprocessor.max_queue.mean': q ?? 12,
+          'taskprocessor.max_queue.max': (q ?? 12) * 1.1,
+          'z.self.max_queue': hot ? 40 : 0,
+          'z.peer.max_queue': hot ? 40 : 0,
+          'z.self.cpu_pct': hot ? 8 : 0,
+          'z.peer.cpu_pct': hot ? 8 : 0,
+        };
+        const v = { ...vector(features), windowStart: T0 + i * 10_000, windowEnd: T0 + (i + 1) * 10_000 };
+        risks.push(scorer.score([v])[0]!.risk);
+      }
+      return risks;
+    };
+    const firstAbove = (risks: number[]) => risks.findIndex((r) => r > 0.5);
+    // A backlog: +8 % per window from 100 tasks, one noisy dip. Acted on at its 7th window (index 5 + 6), not the 13th.
+    const growth = [100, 108, 117, 115, 128, 139, 150, 162, 175, 189, 204, 220, 238, 257, 278];
+    expect(firstAbove(run((i) => (i >= 5 && i - 5 < growth.length ? growth[i - 5]! : i >= 5 ? 300 : null)))).toBe(11);
+    // Two hiccups: a plateau, back to baseline for one window, a higher plateau. Same length of evidence, no shortcut.
+    const hiccups = (i: number) => (i >= 5 && i < 10 ? 120 : i === 10 ? 14 : i >= 11 && i < 17 ? 280 : null);
+    expect(Math.max(...run(hiccups))).toBeLessThanOrEqual(0.5);
+    // The gap hidden inside one window (a dip, not a quiet window) and two plateaus with noise: still no shortcut.
+    const plateaus = [120, 126, 118, 124, 60, 281, 275, 290, 279, 284, 276];
+    expect(Math.max(...run((i) => (i >= 5 && i - 5 < plateaus.length ? plateaus[i - 5]! : null)))).toBeLessThanOrEqual(
+      0.5,
+    );
+    // Without the shortcut the growing queue waits for stallPersistWindows (12).
+    const slow = new StatScorer({ growthShortcut: false });
+    const slowRisks = growth.map((q, i) => {
+      const f = {
+        'peers.observed': 3,
+        'taskprocessor.max_queue.mean': q,
+        'z.self.max_queue': 40,
+        'z.peer.max_queue': 40,
+      };
+      return slow.score([{ ...vector(f), windowStart: T0 + i * 10_000, windowEnd: T0 + (i + 1) * 10_000 }])[0]!.risk;
+    });
+    expect(firstAbove(slowRisks)).toBe(12);
+  });
+
+  it('queueGrowsSteadily: growth with one noisy step passes; plateaus, returns to baseline and flat series fail', () => {
+    expect(queueGrowsSteadily([100, 108, 117, 115, 128, 139, 150])).toBe(true);
+    expect(queueGrowsSteadily([120, 126, 118, 124, 281, 275, 290])).toBe(false);
+    expect(queueGrowsSteadily([120, 130, 140, 14, 150, 160, 170])).toBe(false);
+    expect(queueGrowsSteadily([100, 101, 102, 103, 104, 105, 106])).toBe(false);
+    expect(queueGrowsSteadily([100, 110, Number.NaN, 130, 140, 150, 160])).toBe(false);
+    fc.assert(
+      fc.property(fc.array(fc.double({ min: 0, max: 1000, noNaN: true }), { minLength: 3, maxLength: 12 }), (xs) => {
+        // A series that ends no higher than it starts is never growth.
+        const flat = [...xs, xs[0]!];
+        expect(queueGrowsSteadily(flat)).toBe(false);
+      }),
+    );
   });
 
   it('flags a leak by its slope against peers even when the own baseline has learnt the slope', () => {
