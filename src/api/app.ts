@@ -161,7 +161,7 @@ export function buildApp(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
 
   void app.register(healthPlugin, { health: deps.health });
   void app.register(sessionPlugin);
-  void app.register(nodesPlugin, { cluster: deps.cluster });
+  void app.register(nodesPlugin, { cluster: deps.cluster, explain: deps.explain });
   void app.register(actionsPlugin, { actions: deps.actions, rateLimit: limits });
   void app.register(auditPlugin, { audit: deps.audit });
   void app.register(modelPlugin, { model: deps.model });

@@ -71,6 +71,11 @@ export interface ApiDeps {
   config: () => Record<string, unknown>;
   /** Readiness checks: bus, dispatcher (Kamailio), collectors. */
   health: () => HealthCheck[] | Promise<HealthCheck[]>;
+  /**
+   * Why a node is in its state, and why the last automatic decision was or was not taken (which guardrail); null for
+   * an unknown node. Absent on a standby replica, which takes no decisions.
+   */
+  explain?: (nodeId: string) => Record<string, unknown> | null;
   /** Metrics the wiring updates; created (with a fresh registry) when absent. */
   metrics?: ApiMetrics;
   /** Registry served at /metrics when `metrics` is absent. */

@@ -155,6 +155,10 @@ async function runLive(config: Readonly<ForesightConfig>, options: DemoOptions):
     {
       cluster: runtime.view,
       actions: runtime.engineActions(),
+      explain: (nodeId) =>
+        runtime.engine.nodeRecords().some((r) => r.nodeId === nodeId)
+          ? (runtime.engine.explain(nodeId) as unknown as Record<string, unknown>)
+          : null,
       audit: { query: (q) => runtime.store.queryAudit(q) },
       model: {
         info: () => ({ ...runtime.scorerInfo }),

@@ -261,6 +261,7 @@ export class SidecarRuntime {
       {
         cluster: view,
         actions: leadership.apiActions(store),
+        explain: (nodeId) => leadership.explain(nodeId),
         audit: { query: (q) => store.queryAudit(q) },
         model: { info: () => ({ ...scorerInfo }) },
         config: () => redactConfig(config) as Record<string, unknown>,
@@ -399,6 +400,13 @@ export class Leadership {
       return this.transition;
     });
     await election.start();
+  }
+
+  /** The current term's account of a node; a standby has none. */
+  explain(nodeId: string): Record<string, unknown> | null {
+    if (!this.engine) throw new ForesightError('FORESIGHT_ERR_CONFLICT', 'this replica is a standby: ask the leader');
+    if (!this.engine.nodeRecords().some((r) => r.nodeId === nodeId)) return null;
+    return this.engine.explain(nodeId) as unknown as Record<string, unknown>;
   }
 
   apiActions(store: Store): ApiActions {
