@@ -27,6 +27,14 @@ describeDispatcherConformance('Kamailio over UDP datagram JSON-RPC', async () =>
 
 describe('KamailioDispatcher against Kamailio', () => {
   it('reports probing and OPTIONS latency for the keepalive-monitored backends', async () => {
+    // Latency exists only after a keepalive round (ds_ping_interval 5 s) has been answered on a fresh Kamailio.
+    const measured = async () => {
+      const all = await lab.dispatcher.list();
+      return BACKEND_PORTS.every((port) => all.find((x) => x.uri === backendUri(port))?.latency != null);
+    };
+    for (let waited = 0; !(await measured()) && waited < 15_000; waited += 500) {
+      await new Promise((r) => setTimeout(r, 500));
+    }
     const list = await lab.dispatcher.list();
     for (const port of BACKEND_PORTS) {
       const d = list.find((x) => x.uri === backendUri(port));
