@@ -17,6 +17,7 @@ import type { Logger } from '../log.js';
 import type { AuditRecord, TelemetrySample } from '../messages.js';
 import { createScorerWithInfo, type ScorerInfo } from '../models/factory.js';
 import { apiActionsFor } from './api-actions.js';
+import { engineSettings } from './engine-settings.js';
 import { ActionStage, auditPublisher, FeatureStage, ScoreStage } from './stages.js';
 
 export interface EmbeddedRuntimeOptions {
@@ -111,25 +112,7 @@ export class EmbeddedRuntime {
       nodes,
       clock: cluster,
       logger,
-      dryRun: config.actions.dryRun,
-      guardrails: {
-        maxOutOfServicePerSet: g.maxOutOfService,
-        maxOutOfServicePercent: g.maxOutOfServicePct,
-        minActivePerSet: g.minActive,
-        cooldownMs: g.cooldownMs,
-        maxDrainsPerHour: g.maxDrainsPerHour,
-        maintenanceWindows: g.maintenanceWindows,
-      },
-      lifecycle: {
-        riskThreshold: g.riskThreshold,
-        consecutiveWindows: g.hysteresisWindows,
-        recoverThreshold: g.recoverThreshold,
-      },
-      timeouts: {
-        drainMs: config.actions.timeouts.drainTimeoutMs,
-        restartMs: config.actions.timeouts.restartTimeoutMs,
-        recoverMs: config.actions.timeouts.recoveryTimeoutMs,
-      },
+      ...engineSettings(config),
       onAudit: (record) => {
         view.applyAudit(record);
         publishAudit(record);

@@ -23,6 +23,7 @@ import type { TelemetrySample } from '../messages.js';
 import { createScorerWithInfo } from '../models/factory.js';
 import { apiActionsFor } from './api-actions.js';
 import { createCollectors, type HealthCheck, startAll, type TelemetrySource } from './collectors.js';
+import { engineSettings } from './engine-settings.js';
 import { TelemetryOutbox } from './outbox.js';
 import { ActionStage, auditPublisher, FeatureStage, ScoreStage } from './stages.js';
 
@@ -120,26 +121,7 @@ export class SidecarRuntime {
         store,
         nodes,
         logger: logger.child({ component: 'actions' }),
-        dryRun: config.actions.dryRun,
-        guardrails: {
-          maxOutOfServicePerSet: g.maxOutOfService,
-          maxOutOfServicePercent: g.maxOutOfServicePct,
-          minActivePerSet: g.minActive,
-          cooldownMs: g.cooldownMs,
-          maxDrainsPerHour: g.maxDrainsPerHour,
-          maintenanceWindows: g.maintenanceWindows,
-        },
-        lifecycle: {
-          riskThreshold: g.riskThreshold,
-          consecutiveWindows: g.hysteresisWindows,
-          recoverThreshold: g.recoverThreshold,
-        },
-        timeouts: {
-          drainMs: config.actions.timeouts.drainTimeoutMs,
-          restartMs: config.actions.timeouts.restartTimeoutMs,
-          recoverMs: config.actions.timeouts.recoveryTimeoutMs,
-          dispatcherCallMs: config.actions.dispatcher.timeoutMs,
-        },
+        ...engineSettings(config),
         onAudit: (record) => {
           view.applyAudit(record);
           publishAudit(record);
