@@ -27,12 +27,16 @@ describeDispatcherConformance('Kamailio over UDP datagram JSON-RPC', async () =>
 
 describe('KamailioDispatcher against Kamailio', () => {
   it('reports probing and OPTIONS latency for the keepalive-monitored backends', async () => {
-    // Latency exists only after a keepalive round (ds_ping_interval 5 s) has been answered on a fresh Kamailio.
+    // On a fresh Kamailio the first pings may go out before the sipp backends listen (state T); a keepalive round
+    // (ds_ping_interval 5 s) later they answer, are active again and have latency figures.
     const measured = async () => {
       const all = await lab.dispatcher.list();
-      return BACKEND_PORTS.every((port) => all.find((x) => x.uri === backendUri(port))?.latency != null);
+      return BACKEND_PORTS.every((port) => {
+        const d = all.find((x) => x.uri === backendUri(port));
+        return d?.flags === 'AP' && d.latency != null;
+      });
     };
-    for (let waited = 0; !(await measured()) && waited < 15_000; waited += 500) {
+    for (let waited = 0; !(await measured()) && waited < 20_000; waited += 500) {
       await new Promise((r) => setTimeout(r, 500));
     }
     const list = await lab.dispatcher.list();
