@@ -157,7 +157,8 @@ export function sidecarConfig(o: SidecarConfigOptions): Record<string, unknown> 
       kind: 'kafka',
       partitions: 3,
       kafka: {
-        client: 'kafkajs',
+        // The sidecar as shipped: the default client unless a run asks for the other one.
+        client: (process.env.FORESIGHT_CHAOS_KAFKA_CLIENT as 'kafkajs' | 'platformatic' | undefined) ?? 'platformatic',
         brokers: [KAFKA_BROKER],
         topicPrefix: o.topicPrefix ?? `chaos-${o.name}-${randomBytes(4).toString('hex')}`,
         groupId: `foresight-${o.name}`,
