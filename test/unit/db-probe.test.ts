@@ -44,11 +44,12 @@ describe('database probe helpers', () => {
       connect: ok,
       select1: ok,
       query: bad,
-      pool: { size: 2, inUse: 0, waiting: 0 },
+      pool: { size: 2, inUse: 2, waiting: 3 },
       up: true,
     });
     expect(s.filter((x) => x.metric === 'db.query_ms').map((x) => x.value)).toEqual([3, 3]);
     expect(s.find((x) => x.metric === 'db.probe_failures')?.value).toBe(1);
+    expect(s.find((x) => x.metric === 'db.pool_waiting')?.value).toBe(3);
     expect(s.every((x) => x.source === 'db')).toBe(true);
   });
 });

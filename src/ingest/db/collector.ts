@@ -1,6 +1,7 @@
 /**
  * Runs the database probes for every configured node on an interval and emits db.query_ms (one sample per successful
- * step: connect, SELECT 1, representative query) and db.probe_failures (failed or timed-out steps in the cycle).
+ * step: connect, SELECT 1, representative query), db.probe_failures (failed or timed-out steps in the cycle) and
+ * db.pool_waiting (probes waiting for a pooled connection: saturation).
  */
 import { type Clock, systemClock } from '../../clock.js';
 import { errorMessage } from '../../errors.js';
@@ -102,6 +103,8 @@ export function probeSamples(r: DbProbeResult): TelemetrySample[] {
     else failures++;
   }
   out.push({ nodeId: r.nodeId, ts: r.ts, metric: 'db.probe_failures', value: failures, source: 'db' });
+  // A probe waiting for a pooled connection means the pool is saturated: the node's own queries queue the same way.
+  out.push({ nodeId: r.nodeId, ts: r.ts, metric: 'db.pool_waiting', value: r.pool.waiting, source: 'db' });
   return out;
 }
 
