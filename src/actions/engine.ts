@@ -332,25 +332,30 @@ export class ActionEngine {
       if (rt.record.state !== 'active') {
         return { decision: null, record: { ...rt.record }, applied: !rt.pendingApply };
       }
-      const verdict = this.evaluate(rt, req.actor, req.force === true, now);
-      if (!verdict.allowed) {
-        await this.audit(rt, 'DrainRefused', req.actor, verdict.detail, null, {
-          guardrail: verdict.guardrail,
-          ...verdict.details,
-          requested: req.reason,
-        });
-        throw new ForesightError('FORESIGHT_ERR_GUARDRAIL', `${verdict.guardrail}: ${verdict.detail}`, {
-          details: { guardrail: verdict.guardrail, ...verdict.details },
-        });
-      }
-      const decision = await this.startDrain(rt, now, {
-        actor: req.actor,
-        reason: req.reason,
-        plan: req.restart ? 'cycle' : 'hold',
-        bypassed: verdict.bypassed,
-      });
-      return { decision, record: { ...rt.record }, applied: !rt.pendingApply };
+      return this.operatorDrain(rt, req, req.restart ? 'cycle' : 'hold', now);
     });
+  }
+
+  /** An operator's drain of an active node: guardrails (audited and thrown when they refuse), then the drain. */
+  private async operatorDrain(rt: Runtime, req: OperatorRequest, plan: DrainPlan, now: number): Promise<ActionResult> {
+    const verdict = this.evaluate(rt, req.actor, req.force === true, now);
+    if (!verdict.allowed) {
+      await this.audit(rt, 'DrainRefused', req.actor, verdict.detail, null, {
+        guardrail: verdict.guardrail,
+        ...verdict.details,
+        requested: req.reason,
+      });
+      throw new ForesightError('FORESIGHT_ERR_GUARDRAIL', `${verdict.guardrail}: ${verdict.detail}`, {
+        details: { guardrail: verdict.guardrail, ...verdict.details },
+      });
+    }
+    const decision = await this.startDrain(rt, now, {
+      actor: req.actor,
+      reason: req.reason,
+      plan,
+      bypassed: verdict.bypassed,
+    });
+    return { decision, record: { ...rt.record }, applied: !rt.pendingApply };
   }
 
   /** Operator undrain: back into rotation from any state; also ends a manual override. */
@@ -385,26 +390,7 @@ export class ActionEngine {
     return this.exclusive(async () => {
       const rt = this.operatorTarget(nodeId, req);
       const now = this.clock.now();
-      if (rt.record.state === 'active') {
-        const verdict = this.evaluate(rt, req.actor, req.force === true, now);
-        if (!verdict.allowed) {
-          await this.audit(rt, 'DrainRefused', req.actor, verdict.detail, null, {
-            guardrail: verdict.guardrail,
-            ...verdict.details,
-            requested: req.reason,
-          });
-          throw new ForesightError('FORESIGHT_ERR_GUARDRAIL', `${verdict.guardrail}: ${verdict.detail}`, {
-            details: { guardrail: verdict.guardrail, ...verdict.details },
-          });
-        }
-        const decision = await this.startDrain(rt, now, {
-          actor: req.actor,
-          reason: req.reason,
-          plan: 'cycle',
-          bypassed: verdict.bypassed,
-        });
-        return { decision, record: { ...rt.record }, applied: !rt.pendingApply };
-      }
+      if (rt.record.state === 'active') return this.operatorDrain(rt, req, 'cycle', now);
       if (rt.pendingApply) {
         throw new ForesightError('FORESIGHT_ERR_CONFLICT', `drain of ${nodeId} is not confirmed by the dispatcher yet`);
       }
