@@ -25,7 +25,7 @@ import { apiActionsFor } from './api-actions.js';
 import { createCollectors, type HealthCheck, startAll, type TelemetrySource } from './collectors.js';
 import { engineSettings } from './engine-settings.js';
 import { TelemetryOutbox } from './outbox.js';
-import { ActionStage, auditPublisher, FeatureStage, ScoreStage } from './stages.js';
+import { ActionStage, auditPublisher, deadLetter, FeatureStage, ScoreStage } from './stages.js';
 
 function createStore(config: Readonly<ForesightConfig>): Store {
   if (config.store.kind === 'postgres') {
@@ -185,23 +185,13 @@ export class SidecarRuntime {
         else good.push(s);
       }
       if (bad.length > 0) {
-        bus
-          .publish(
-            'deadletter',
-            bad.map(({ sample, reason }) => ({
-              key: typeof sample.nodeId === 'string' ? sample.nodeId : 'unknown',
-              value: {
-                topic: 'telemetry',
-                partition: -1,
-                offset: '-1',
-                code: 'FORESIGHT_ERR_BAD_MESSAGE',
-                reason: `collector produced an invalid sample: ${reason}`,
-                payload: JSON.stringify(sample).slice(0, 4096),
-                ts: Date.now(),
-              },
-            })),
-          )
-          .catch((err: unknown) => logger.error({ err: errorMessage(err) }, 'cannot dead-letter invalid telemetry'));
+        const rejected = bad.map(({ sample, reason }) => ({
+          sample,
+          reason: `collector produced an invalid sample: ${reason}`,
+        }));
+        deadLetter(bus, 'telemetry', rejected, Date.now()).catch((err: unknown) =>
+          logger.error({ err: errorMessage(err) }, 'cannot dead-letter invalid telemetry'),
+        );
       }
       if (good.length > 0) outbox.offer(good);
     };

@@ -38,7 +38,8 @@ export interface StageCounters {
   deadLettered: number;
 }
 
-async function deadLetter(
+/** Dead-letters samples or records that never became a bus message, with the reason; payloads are truncated. */
+export async function deadLetter(
   bus: Bus,
   topic: 'telemetry' | 'features' | 'scores',
   rejected: RejectedSample[],
