@@ -71,6 +71,13 @@ type Seen = Record<'ami' | 'sip' | 'db' | 'host', boolean>;
 
 describe('foresight run as a sidecar', () => {
   it('observes every node with telemetry from AMI, SIP, the database and the host', async () => {
+    // On a fresh Kamailio the first keepalives may have gone out before the backends listened (state T); round robin
+    // then skips those backends until a ping round (5 s) answers. Calls start once every backend is in rotation.
+    for (let waited = 0; waited < 20_000; waited += 500) {
+      const list = await lab.dispatcher.list();
+      if (list.filter((d) => d.setId === 1).every((d) => d.flags === 'AP')) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
     // Calls through Kamailio: round-robin puts INVITEs on every backend, siptrace mirrors them as HEP.
     const uac = startUac({ dir: lab.dir, port: 5095, calls: 30, rate: 10, durationMs: 1500, timeoutS: 30 });
     const seen = new Map<string, Seen>(NODE_IDS.map((id) => [id, { ami: false, sip: false, db: false, host: false }]));
