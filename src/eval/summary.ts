@@ -81,8 +81,9 @@ export function summarizeRun(input: {
   const drains = input.audit.filter((r) => r.kind === 'DrainSucceeded').sort((a, b) => a.ts - b.ts);
   const explained = new Set<AuditRecord>();
   const incidents = input.incidents.map(({ label, outcome, droppedAtCrash, callsDropped, callsFailed, endedAt }) => {
-    const until =
-      outcome === 'failed' && typeof endedAt === 'number' ? Math.max(endedAt, label.crashAt) : label.crashAt;
+    // A failed node stays up failing calls until endedAt, and a load-driven precursor slowed by a drain may end after
+    // crashAt: a drain up to then still belongs to the incident.
+    const until = typeof endedAt === 'number' ? Math.max(endedAt, label.crashAt) : label.crashAt;
     const belongs = (d: AuditRecord) =>
       d.nodeId === label.nodeId && d.ts >= label.onsetAt - ONSET_SLACK_MS && d.ts <= until;
     const drain = drains.find(belongs);

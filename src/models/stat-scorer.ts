@@ -78,6 +78,11 @@ const STALL_TRENDS: ReadonlySet<string> = new Set(['queue', 'invite_latency']);
 const UNPERSISTED_LOGIT_CAP = 0;
 /** A window without evidence takes this much off the persistence streak (one noisy window does not restart it). */
 const STREAK_DECAY = 2;
+/**
+ * Streaks count at most this far past what persistence needs. Without a cap, a long failure (a node failing calls for
+ * 15 min) would leave a streak that outlasts the restart, and the node's first hiccup after it would act at once.
+ */
+const STREAK_HEADROOM = 2 * STREAK_DECAY;
 
 /** Window level of the taskprocessor queue whose shape tells a backlog from a pair of hiccups. */
 const QUEUE_LEVEL_FEATURE = 'taskprocessor.max_queue.mean';
@@ -250,8 +255,12 @@ export class StatScorer implements Scorer {
     }
     if (v.windowEnd > st.lastTs) {
       st.lastTs = v.windowEnd;
-      st.streak = hasEvidence ? st.streak + 1 : Math.max(0, st.streak - STREAK_DECAY);
-      st.coreStreak = hasCoreEvidence ? st.coreStreak + 1 : Math.max(0, st.coreStreak - STREAK_DECAY);
+      st.streak = hasEvidence
+        ? Math.min(st.streak + 1, this.stallPersistWindows + 1 + STREAK_HEADROOM)
+        : Math.max(0, st.streak - STREAK_DECAY);
+      st.coreStreak = hasCoreEvidence
+        ? Math.min(st.coreStreak + 1, this.persistWindows + 1 + STREAK_HEADROOM)
+        : Math.max(0, st.coreStreak - STREAK_DECAY);
       if (hasEvidence) {
         st.queueLevels.push(queueLevel);
         if (st.queueLevels.length > this.persistWindows + 1) st.queueLevels.shift();

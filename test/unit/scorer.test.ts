@@ -275,6 +275,25 @@ describe('StatScorer', () => {
     expect(lasting.slice(18).every((r) => r > 0.99)).toBe(true);
   });
 
+  it('forgets a long streak within a few quiet minutes: a hiccup after a long failure is not acted on at once', () => {
+    const scorer = new StatScorer();
+    const risks: number[] = [];
+    const window = (i: number, features: Record<string, number>) => ({
+      ...vector({ 'peers.observed': 3, 'db.query_ms.count': 20, ...features }),
+      windowStart: T0 + i * 10_000,
+      windowEnd: T0 + (i + 1) * 10_000,
+    });
+    let i = 0;
+    // 15 min of a failing DB, then 5 quiet minutes (the restart), then a 60 s stall of the queue alone.
+    for (; i < 90; i++) scorer.score([window(i, { 'z.self.db_query_p95': 40, 'z.peer.db_query_p95': 40 })]);
+    for (; i < 120; i++) scorer.score([window(i, {})]);
+    for (; i < 126; i++) {
+      const stall = { 'z.self.max_queue': 40, 'z.peer.max_queue': 40, 'taskprocessor.max_queue.max': 300 };
+      risks.push(scorer.score([window(i, stall)])[0]!.risk);
+    }
+    expect(risks.every((r) => r <= 0.5)).toBe(true);
+  });
+
   it('a steadily growing queue acts after the short persistence; two hiccups with a return to baseline do not', () => {
     /** Stall evidence only (queue and CPU); `level(i)` is the window's mean queue, null for a quiet window. */
     const run = (level: (i: number) => number | null, total = 30) => {

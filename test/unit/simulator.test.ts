@@ -80,9 +80,14 @@ describe('SimulatedCluster determinism', () => {
     expect(chunked.labels()).toEqual(whole.labels());
   });
 
-  it('keeps the incident schedule and the callers the same whatever the dispatcher does', () => {
-    const passive = new SimulatedCluster(opts(9));
-    const active = new SimulatedCluster(opts(9));
+  it('keeps the incident schedule and the callers the same whatever the dispatcher does (time-driven modes)', () => {
+    // A load-driven backlog slowed by a drain can still be running when the next onset comes, which then is discarded
+    // (one failure at a time): that dependence is intended, so this checks the modes that ignore load.
+    const timeDriven = {
+      randomIncidents: { modeWeights: { memory_leak: 1, db_degradation: 1, retransmission_storm: 1, sudden_crash: 1 } },
+    };
+    const passive = new SimulatedCluster({ ...opts(9), ...timeDriven });
+    const active = new SimulatedCluster({ ...opts(9), ...timeDriven });
     for (let t = BUSY + 10 * MIN; t <= BUSY + 4 * HOUR; t += 10 * MIN) {
       passive.step(t);
       active.step(t);
@@ -262,6 +267,60 @@ describe('SimulatedCluster drain and restart', () => {
     expect(sim.isUp('ast4')).toBe(true);
     const rss = values(samples, 'ast4', 'host.memory_rss_mb', crashAt, Infinity);
     expect(Math.max(...rss)).toBeLessThan(600);
+  });
+
+  describe("a taskprocessor backlog is driven by the node's own calls", () => {
+    const onsetAt = BUSY + 5 * MIN;
+    const crashAt = onsetAt + 20 * MIN;
+    const backlog = (seed: number) =>
+      new SimulatedCluster({
+        seed,
+        startAt: BUSY,
+        ...QUIET,
+        incidents: [{ nodeId: 'ast2', mode: 'taskprocessor_backlog', onsetAt, crashAt, magnitude: 1 }],
+      });
+
+    it('undisturbed, it deadlocks at crashAt and drops the calls up', () => {
+      const sim = backlog(51);
+      sim.step(crashAt + 10_000);
+      const [outcome] = sim.stats().incidents;
+      expect(outcome?.outcome).toBe('crashed');
+      expect(Math.abs((outcome?.resolvedAt ?? 0) - crashAt)).toBeLessThanOrEqual(1000);
+      expect(outcome?.droppedAtCrash).toBeGreaterThan(10);
+    });
+
+    it('drained early, it slows with the calls left, outlives them, and a restart prevents it', () => {
+      const sim = backlog(51);
+      sim.step(onsetAt + 4 * MIN);
+      sim.setAccepting('ast2', false);
+      const queueAt = (samples: TelemetrySample[]) => values(samples, 'ast2', 'taskprocessor.max_queue');
+      const samples = sim.step(crashAt + 5 * MIN);
+      expect(sim.stats().incidents[0]?.outcome).toBe('active');
+      expect(sim.isUp('ast2')).toBe(true);
+      // The queue stops growing once the node's traffic dwindles.
+      const q = queueAt(samples);
+      expect(q.length).toBeGreaterThan(0);
+      expect(Math.max(...q.slice(-30))).toBeLessThan(600);
+      sim.step(crashAt + 30 * MIN);
+      expect(sim.activeCalls('ast2')).toBe(0);
+      sim.restart('ast2');
+      const [outcome] = sim.stats().incidents;
+      expect(outcome?.outcome).toBe('prevented');
+      expect(outcome?.callsDropped).toBe(0);
+    });
+
+    it('drained a minute before the deadlock, it still deadlocks with some calls up', () => {
+      const sim = backlog(52);
+      sim.step(crashAt - MIN);
+      const up = sim.activeCalls('ast2');
+      sim.setAccepting('ast2', false);
+      sim.step(crashAt + 10 * MIN);
+      const [outcome] = sim.stats().incidents;
+      expect(outcome?.outcome).toBe('crashed');
+      expect(outcome?.resolvedAt).toBeGreaterThan(crashAt);
+      expect(outcome?.droppedAtCrash).toBeGreaterThan(0);
+      expect(outcome?.droppedAtCrash).toBeLessThan(up);
+    });
   });
 
   it('labels a sudden crash unpredictable, with onset equal to crash', () => {

@@ -3,7 +3,7 @@ import type { Clock } from '../../clock.js';
 import { ForesightError } from '../../errors.js';
 import { FAILURE_MODES, type FailureMode, type IncidentLabel, type TelemetrySample } from '../../messages.js';
 import { EpisodeStream } from './episodes.js';
-import { applyFailure, applyIncident, type Incident, KEEPS_CALLS, resetEffects } from './incidents.js';
+import { applyFailure, applyIncident, type Incident, KEEPS_CALLS, LOAD_DRIVEN, resetEffects } from './incidents.js';
 import { dailyLoad } from './load-curve.js';
 import { createNode, INVITE_SAMPLES_PER_TICK, type ProbeState, type SimNode, type SimNodeStatus } from './node.js';
 import {
@@ -248,7 +248,8 @@ export class SimulatedCluster implements Clock {
       if (inc) inc.droppedAtRestart += node.active;
       node.active = 0;
     }
-    if (inc && inc.status === 'active' && t < inc.label.crashAt) {
+    // An incident still active has not failed yet (a load-driven one may run past its nominal crashAt).
+    if (inc && inc.status === 'active') {
       inc.status = 'prevented';
       inc.resolvedAt = t;
       inc.endedAt = t;
@@ -355,6 +356,9 @@ export class SimulatedCluster implements Clock {
       resolvedAt: null,
       failedUntil: 0,
       endedAt: null,
+      progress: 0,
+      progressAt: onsetAt,
+      callsWhenCut: null,
     };
   }
 
@@ -430,10 +434,32 @@ export class SimulatedCluster implements Clock {
       this.incidentLog.push(next);
     }
     const inc = node.incident;
-    if (inc && inc.status === 'active' && t >= inc.label.crashAt) {
+    if (inc && inc.status === 'active') this.advanceProgress(node, inc, t);
+    if (inc && inc.status === 'active' && inc.progress >= 1 - 1e-9) {
       if (KEEPS_CALLS[inc.label.mode]) this.fail(inc, t);
       else this.crash(node, inc, t);
     }
+  }
+
+  /**
+   * Moves an active incident's precursor on to t. Time-driven modes are at (t - onset) / (crashAt - onset); a
+   * LOAD_DRIVEN one advances at that pace while the node receives new calls, and at (calls up / calls when new ones
+   * stopped) of it while it receives none, so a node drained early enough outlives its remaining calls.
+   */
+  private advanceProgress(node: SimNode, inc: Incident, t: number): void {
+    const { onsetAt, crashAt, mode } = inc.label;
+    const span = crashAt - onsetAt;
+    if (!LOAD_DRIVEN[mode] || span <= 0) {
+      inc.progress = span > 0 ? Math.max(0, (t - onsetAt) / span) : 1;
+      inc.progressAt = t;
+      return;
+    }
+    const receivesCalls = node.accepting && node.probe !== 'inactive';
+    if (receivesCalls) inc.callsWhenCut = null;
+    else if (inc.callsWhenCut === null) inc.callsWhenCut = Math.max(1, node.active);
+    const pace = inc.callsWhenCut === null ? 1 : Math.min(1, node.active / inc.callsWhenCut);
+    inc.progress += (Math.max(0, t - inc.progressAt) / span) * pace;
+    inc.progressAt = t;
   }
 
   /** A failure that keeps established calls: the node stays up, new calls fail until restart or failedUntil. */
@@ -456,7 +482,9 @@ export class SimulatedCluster implements Clock {
     this.totals.crashes++;
     node.active = 0;
     node.status = 'crashed';
-    node.downUntil = inc.label.crashAt + inc.recoveryMs;
+    // A load-driven incident may crash after its nominal crashAt; the watchdog restart counts from the crash.
+    node.downUntil =
+      (LOAD_DRIVEN[inc.label.mode] ? Math.max(inc.label.crashAt, t) : inc.label.crashAt) + inc.recoveryMs;
   }
 
   private computeEffects(node: SimNode, index: number, t: number, dbBlip: boolean, netBlip: boolean): void {
@@ -464,7 +492,7 @@ export class SimulatedCluster implements Clock {
     resetEffects(e);
     const inc = node.incident;
     if (inc) {
-      applyIncident(e, inc.label.mode, inc.magnitude, inc.label.onsetAt, inc.label.crashAt, t);
+      applyIncident(e, inc.label.mode, inc.magnitude, inc.progress);
       if (inc.status === 'failed') applyFailure(e, inc.label.mode);
     }
     if (node.hiccups.activeAt(t)) {

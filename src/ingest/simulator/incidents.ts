@@ -41,7 +41,28 @@ export interface Incident {
   failedUntil: number;
   /** When the node stopped suffering from the incident (crash, prevention, restart or recovery of a failed node). */
   endedAt: number | null;
+  /** How far the precursor has gone, 0 at onset, 1 at the failure. */
+  progress: number;
+  /** Virtual time `progress` was last advanced to. epoch ms */
+  progressAt: number;
+  /** Calls on the node when it stopped receiving new ones, while it receives none (see LOAD_DRIVEN). */
+  callsWhenCut: number | null;
 }
+
+/**
+ * Modes whose precursor is the node falling behind its own call traffic, so it advances only as fast as that traffic
+ * comes: undisturbed it reaches the failure at crashAt, but once the node gets no new calls (drained, or taken out by
+ * probing) it slows in proportion to the calls still up. This is why operators drain an Asterisk whose taskprocessor
+ * queues grow (Asterisk itself sheds new requests at the queue high-water mark for the same reason). A leak, a slow DB,
+ * a lossy path and a crash go on whatever the node's load.
+ */
+export const LOAD_DRIVEN: Readonly<Record<FailureMode, boolean>> = {
+  memory_leak: false,
+  taskprocessor_backlog: true,
+  db_degradation: false,
+  retransmission_storm: false,
+  sudden_crash: false,
+};
 
 /** What an incident, a hiccup or a cluster blip does to one node during one tick. Reset every tick, then summed. */
 export interface Effects {
@@ -112,19 +133,11 @@ export function resetEffects(e: Effects): void {
 }
 
 /**
- * Adds the precursor of an active incident at time `t`. Each mode moves its own metrics first and most, and the
- * signal grows with progress f = (t - onset) / (crash - onset), so early warning is possible but not free.
+ * Adds the precursor of an active incident at `progress` f in [0, 1] (0 at onset, 1 at the failure). Each mode moves
+ * its own metrics first and most, and the signal grows with f, so early warning is possible but not free.
  */
-export function applyIncident(
-  e: Effects,
-  mode: FailureMode,
-  magnitude: number,
-  onsetAt: number,
-  crashAt: number,
-  t: number,
-): void {
-  const span = crashAt - onsetAt;
-  const f = span > 0 ? Math.min(1, Math.max(0, (t - onsetAt) / span)) : 0;
+export function applyIncident(e: Effects, mode: FailureMode, magnitude: number, progress: number): void {
+  const f = Math.min(1, Math.max(0, progress));
   const m = magnitude;
   switch (mode) {
     case 'memory_leak': {
