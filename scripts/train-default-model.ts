@@ -8,12 +8,19 @@
 import { createHash } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { FEATURE_NAMES } from '../src/features/names.js';
+import { KEEPS_CALLS } from '../src/ingest/simulator/incidents.js';
 import { SimulatedCluster, type SimulatedClusterInput } from '../src/ingest/simulator/index.js';
 import { createLogger } from '../src/log.js';
 import type { IncidentLabel, NodeScore } from '../src/messages.js';
 import { type ModelManifest, saveModelArtefact } from '../src/models/artefact.js';
 import { evaluateScores } from '../src/models/autoencoder-eval.js';
-import { collectFromSimulator, spansFromLabels, trainModel, WindowCollector } from '../src/models/train.js';
+import {
+  collectFromSimulator,
+  DEFAULT_DRILLS,
+  spansFromLabels,
+  trainModel,
+  WindowCollector,
+} from '../src/models/train.js';
 
 const HOUR = 3_600_000;
 
@@ -28,19 +35,22 @@ export interface Recipe {
   initSeed: number;
   shuffleSeed: number;
   epochs: number;
+  /** Quantile of held-out healthy errors the calibration threshold is set at (see calibration.ts). */
+  thresholdQuantile: number;
 }
 
 export const DEFAULT_RECIPE: Recipe = {
   nodes: 8,
   trainSeeds: [101, 102],
-  trainHours: 8,
+  trainHours: 24,
   calibrationSeeds: [201],
-  calibrationHours: 8,
+  calibrationHours: 24,
   evalSeeds: [301, 302],
-  evalHours: 8,
+  evalHours: 24,
   initSeed: 7,
   shuffleSeed: 11,
   epochs: 20,
+  thresholdQuantile: 0.998,
 };
 
 const TRAIN_SIM: SimulatedClusterInput = { randomIncidents: { perNodeDay: 1, magnitude: [0.6, 1.6] } };
@@ -53,15 +63,29 @@ function simulate(
   input: SimulatedClusterInput,
   keepVectors: boolean,
   hash?: ReturnType<typeof createHash>,
+  drills = false,
 ) {
   const sim = new SimulatedCluster({ ...input, seed, nodes });
   const collector = new WindowCollector({
     keepVectors,
     extractor: { nodes: sim.nodeIds.map((nodeId) => ({ nodeId, setId: sim.options.setId })) },
   });
-  const labels = collectFromSimulator(sim, hours * HOUR, collector, hash);
+  const labels = collectFromSimulator(sim, hours * HOUR, collector, hash, drills ? DEFAULT_DRILLS : undefined);
   return { collector, labels, end: sim.now() };
 }
+
+/**
+ * Windows left out of training and calibration: each incident from its onset. A node whose failure keeps it up
+ * (DB, storm) goes on failing for a while after crashAt, so 15 min more (spansFromLabels); a crashed node comes back as
+ * a fresh process after 1–2 min down (its down windows are never used), and a freshly booted node refilling with
+ * calls is exactly what the model must know as healthy, or it drains every node that comes back from a crash.
+ */
+function trainingExclusions(labels: readonly IncidentLabel[]) {
+  const crashed = labels.filter((l) => !KEEPS_CALLS[l.mode]);
+  return [...spansFromLabels(labels.filter((l) => KEEPS_CALLS[l.mode])), ...spansFromLabels(crashed, CRASH_SETTLE_MS)];
+}
+
+const CRASH_SETTLE_MS = 3 * 60_000;
 
 function concat(parts: Float64Array[]): Float64Array {
   const out = new Float64Array(parts.reduce((s, p) => s + p.length, 0));
@@ -79,8 +103,8 @@ export async function trainDefault(recipe: Recipe, outDir: string | null, log: (
   const train: Float64Array[] = [];
   let excluded = 0;
   for (const seed of recipe.trainSeeds) {
-    const { collector, labels } = simulate(seed, recipe.nodes, recipe.trainHours, TRAIN_SIM, false, hash);
-    const split = collector.split(spansFromLabels(labels));
+    const { collector, labels } = simulate(seed, recipe.nodes, recipe.trainHours, TRAIN_SIM, false, hash, true);
+    const split = collector.split(trainingExclusions(labels));
     train.push(split.healthy);
     excluded += split.excluded;
     log(
@@ -89,8 +113,16 @@ export async function trainDefault(recipe: Recipe, outDir: string | null, log: (
   }
   const cal: Float64Array[] = [];
   for (const seed of recipe.calibrationSeeds) {
-    const { collector, labels } = simulate(seed, recipe.nodes, recipe.calibrationHours, TRAIN_SIM, false);
-    cal.push(collector.split(spansFromLabels(labels)).healthy);
+    const { collector, labels } = simulate(
+      seed,
+      recipe.nodes,
+      recipe.calibrationHours,
+      TRAIN_SIM,
+      false,
+      undefined,
+      true,
+    );
+    cal.push(collector.split(trainingExclusions(labels)).healthy);
     log(`calibration seed ${seed}: ${labels.length} incidents`);
   }
   const trained = await trainModel({
@@ -103,6 +135,7 @@ export async function trainDefault(recipe: Recipe, outDir: string | null, log: (
     shuffleSeed: recipe.shuffleSeed,
     seeds: { trainSim: recipe.trainSeeds, calibrationSim: recipe.calibrationSeeds, evalSim: recipe.evalSeeds },
     spec: { epochs: recipe.epochs },
+    calibrationOptions: { thresholdQuantile: recipe.thresholdQuantile },
     excludedWindows: excluded,
     onEpoch: (e, n, loss) => {
       if (e === n - 1 || e % 5 === 0) log(`epoch ${e + 1}/${n} loss ${loss.toFixed(4)}`);

@@ -120,7 +120,7 @@ const C_408 = counterSlot('sip.replies_408');
 const F_FAIL_RATIO = featureIndex('calls.fail_ratio');
 const F_ERROR_RATE = featureIndex('sip.error_rate');
 const F_PEERS = featureIndex('peers.observed');
-const F_UP = featureIndex('node.up.last');
+const G_UP = GAUGES.indexOf('node.up');
 /** A node that sends telemetry but never reported node.up is assumed up: silence about liveness is not a crash. */
 const GAUGE_DEFAULT = GAUGES.map((m) => (m === 'node.up' ? 1 : 0));
 
@@ -128,6 +128,8 @@ const EWMA_SRC = EWMA_SIGNALS.map((s) => featureIndex(s.source));
 const EWMA_DST = EWMA_SIGNALS.map((s) => featureIndex(`ewma.${s.name}`));
 const SLOPE_SRC = SLOPE_SIGNALS.map((s) => featureIndex(s.source));
 const SLOPE_DST = SLOPE_SIGNALS.map((s) => featureIndex(slopeFeature(s.name)));
+/** Which metric feeds each EWMA (-1: derived, always fed), so a window without it does not pull in a carried value. */
+const EWMA_METRIC = EWMA_SIGNALS.map((s) => METRIC_SLOT.get(s.source.slice(0, s.source.lastIndexOf('.'))) ?? -1);
 /** Which metric feeds each slope, so a window that did not report it adds no (carried-forward) point. */
 const SLOPE_METRIC = SLOPE_SIGNALS.map((s) => METRIC_SLOT.get(s.source.slice(0, s.source.lastIndexOf('.'))) ?? -1);
 const Z_SRC = Z_SIGNALS.map((s) => featureIndex(s.source));
@@ -208,6 +210,11 @@ class NodeState {
     for (const r of this.slopeValues) r.clear();
     for (const r of this.baseline) r.clear();
     this.ewmaInit.fill(0);
+    // Latencies and gauges measured on the failing process (a storm's jitter and RTCP loss, a backlog's setup time) say
+    // nothing about the new one; carried on, they kept a restarted node that gets no calls yet looking sick.
+    this.carryLatency.fill(0);
+    this.carryGauge.fill(0);
+    this.seenGauge.fill(0);
     this.gatedWindows = 0;
   }
 }
@@ -521,6 +528,11 @@ export class FeatureExtractor {
     const seconds = this.windowMs / 1000;
 
     for (let i = 0; i < NC; i++) f[F_COUNTER_RATE[i]!] = win.counterSum[i]! / seconds;
+    // Down → up is a restart (ours, systemd's, or an operator's): the node's own history no longer applies.
+    const upValue = win.gaugeN[G_UP]! > 0 ? win.gaugeLast[G_UP]! : node.seenGauge[G_UP] ? node.carryGauge[G_UP]! : 1;
+    const up = upValue >= 0.5;
+    if (up && node.down) node.forgetHistory();
+    node.down = !up;
     for (let i = 0; i < NG; i++) {
       const [fLast, fMean, fMax] = F_GAUGE[i]! as [number, number, number];
       const n = win.gaugeN[i]!;
@@ -551,16 +563,18 @@ export class FeatureExtractor {
       f[fMax] = node.carryLatency[i * 3 + 2]!;
       f[fCount] = values.length;
     }
-    // Down → up is a restart (ours, systemd's, or an operator's): the node's own history no longer applies.
-    const up = f[F_UP]! >= 0.5;
-    if (up && node.down) node.forgetHistory();
-    node.down = !up;
     const c = win.counterSum;
     f[F_FAIL_RATIO] = (c[C_FAILED]! + c[C_DROPPED]!) / Math.max(c[C_STARTED]!, 1);
     f[F_ERROR_RATE] = (c[C_5XX]! + c[C_408]!) / seconds;
 
     for (let i = 0; i < EWMA_SRC.length; i++) {
       const v = f[EWMA_SRC[i]!]!;
+      const slot = EWMA_METRIC[i]!;
+      if (slot >= 0 && !win.has(slot)) {
+        // Nothing measured: the average holds (a carried value is not a new observation).
+        f[EWMA_DST[i]!] = node.ewmaInit[i] ? node.ewma[i]! : v;
+        continue;
+      }
       if (node.ewmaInit[i]) node.ewma[i]! += this.alpha * (v - node.ewma[i]!);
       else {
         node.ewma[i] = v;

@@ -13,7 +13,11 @@ import type { TrendLimits } from './trend.js';
 type LayersModel = import('@tensorflow/tfjs').LayersModel;
 type ModelArtifacts = import('@tensorflow/tfjs').io.ModelArtifacts;
 
-export const MANIFEST_FORMAT = 'foresight-model/1';
+/**
+ * Version 2: latency features of windows without measurements are masked (missing-mask.ts) in training, calibration
+ * and scoring, so a version 1 model's calibration does not fit the scorer any more.
+ */
+export const MANIFEST_FORMAT = 'foresight-model/2';
 export const MODEL_FILE = 'model.json';
 export const WEIGHTS_FILE = 'weights.bin';
 export const MANIFEST_FILE = 'manifest.json';
@@ -97,7 +101,10 @@ export function validateManifest(dir: string, m: unknown, features: readonly str
   const man = m as Partial<ModelManifest> | null;
   if (typeof man !== 'object' || man === null) throw modelError(dir, 'manifest.json is not an object');
   if (man.format !== MANIFEST_FORMAT)
-    throw modelError(dir, `unsupported manifest format ${String(man.format)}, expected ${MANIFEST_FORMAT}`);
+    throw modelError(
+      dir,
+      `unsupported manifest format ${String(man.format)}, expected ${MANIFEST_FORMAT}: retrain it with \`foresight train\``,
+    );
   if (!Array.isArray(man.features) || !man.features.every((f) => typeof f === 'string'))
     throw modelError(dir, 'manifest has no feature list');
   const diff = featureListDifference(features, man.features);

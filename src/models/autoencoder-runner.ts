@@ -97,6 +97,7 @@ export class AutoencoderRunner {
     n: number,
     cols: number,
     explain?: (rowError: Float32Array) => Int32Array,
+    keep?: Float32Array,
   ): BatchErrors {
     const norm = this.norm;
     if (norm === null) throw new Error('AutoencoderRunner.errorsFromRaw needs the normalisation statistics');
@@ -109,16 +110,29 @@ export class AutoencoderRunner {
       },
       n,
       explain,
+      keep,
     );
   }
 
-  private run(input: () => Tensor2D, n: number, explain?: (rowError: Float32Array) => Int32Array): BatchErrors {
+  /**
+   * `keep` (n × cols of 1 and 0), when given, leaves cells out: their squared error is 0 and each row's error is the
+   * mean over its kept cells (see missing-mask.ts).
+   */
+  private run(
+    input: () => Tensor2D,
+    n: number,
+    explain?: (rowError: Float32Array) => Int32Array,
+    keep?: Float32Array,
+  ): BatchErrors {
     if (n === 0) return { rowError: new Float32Array(0), rows: EMPTY_ROWS, cells: EMPTY_CELLS };
     const { tf } = this;
     const { cells, rowMean } = tf.tidy(() => {
       const x = input();
       const sq = tf.squaredDifference(x, this.forward(x)) as Tensor2D;
-      return { cells: sq, rowMean: tf.mean(sq, 1) as Tensor };
+      if (keep === undefined) return { cells: sq, rowMean: tf.mean(sq, 1) as Tensor };
+      const k = tf.tensor2d(keep.subarray(0, n * x.shape[1]), x.shape);
+      const kept = tf.mul(sq, k) as Tensor2D;
+      return { cells: kept, rowMean: tf.div(tf.sum(kept, 1), tf.maximum(tf.sum(k, 1), 1)) as Tensor };
     });
     try {
       const rowError = rowMean.dataSync() as Float32Array;

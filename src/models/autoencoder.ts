@@ -1,3 +1,4 @@
+import { keptRowMeans } from './missing-mask.js';
 import type { Tf } from './tf-backend.js';
 
 type LayersModel = import('@tensorflow/tfjs').LayersModel;
@@ -145,12 +146,5 @@ export function reconstructionErrorsBatched(
 
 /** Mean of each row's squared errors. */
 export function rowMeans(cells: Float32Array, cols: number): Float64Array {
-  const n = cells.length / cols;
-  const out = new Float64Array(n);
-  for (let r = 0; r < n; r++) {
-    let s = 0;
-    for (let c = 0; c < cols; c++) s += cells[r * cols + c]!;
-    out[r] = s / cols;
-  }
-  return out;
+  return keptRowMeans(cells, cols);
 }

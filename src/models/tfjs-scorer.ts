@@ -1,7 +1,9 @@
-import type { FeatureVector, NodeScore, ScoreContribution } from '../messages.js';
+import { Z_SIGNALS } from '../features/names.js';
+import { type FeatureVector, isMetricName, METRICS, type NodeScore, type ScoreContribution } from '../messages.js';
 import type { ModelArtefact, ModelManifest } from './artefact.js';
 import { AutoencoderRunner } from './autoencoder-runner.js';
 import { riskFromError } from './calibration.js';
+import { centreValues, type MissingGroup, maskMissing, missingGroups } from './missing-mask.js';
 import { activeCallsOf, isUp, type Scorer, unobservedScore } from './scorer.js';
 import type { Tf } from './tf-backend.js';
 import { forecastExhaustion } from './trend.js';
@@ -121,6 +123,11 @@ export class TfjsScorer implements Scorer {
   private readonly nodes = new Map<string, Persistence>();
   private raw = new Float64Array(0);
   private input = new Float32Array(0);
+  private keep = new Float32Array(0);
+  private readonly missing: MissingGroup[];
+  private readonly centre: Float64Array;
+  /** Per level signal: the `.count` feature that says whether it was measured in the window, if it is a latency. */
+  private readonly levelCount: Map<string, string>;
 
   constructor(artefact: Pick<ModelArtefact, 'manifest' | 'model' | 'tf'>, options: TfjsScorerOptions = {}) {
     this.manifest = artefact.manifest;
@@ -138,6 +145,13 @@ export class TfjsScorer implements Scorer {
     this.corroborateError = errorAtPercentile(CORROBORATE_PERCENTILE, cal.p, cal.error);
     this.elevatedError = errorAtRisk(options.elevatedRisk ?? ELEVATED_RISK, cal.threshold, cal.steepness);
     this.sustainedGain = options.sustainedGain ?? SUSTAINED_GAIN;
+    this.missing = missingGroups(this.features);
+    this.centre = centreValues(this.manifest.normalisation);
+    this.levelCount = new Map();
+    for (const s of Z_SIGNALS) {
+      const metric = s.source.slice(0, s.source.lastIndexOf('.'));
+      if (isMetricName(metric) && METRICS[metric].kind === 'latency') this.levelCount.set(s.name, `${metric}.count`);
+    }
   }
 
   score(vectors: readonly FeatureVector[]): NodeScore[] {
@@ -148,23 +162,31 @@ export class TfjsScorer implements Scorer {
     if (this.raw.length < n * cols) {
       this.raw = new Float64Array(n * cols);
       this.input = new Float32Array(n * cols);
+      this.keep = new Float32Array(n * cols);
     }
     const { raw, features } = this;
     const input = this.input.subarray(0, n * cols);
     for (let k = 0; k < n; k++) {
       readRow(vectors[observed[k]!]!.features ?? {}, features, raw, k * cols);
     }
+    const masked = maskMissing(raw, n, cols, this.missing, this.centre, this.keep);
     // Raw values go to the backend, which normalises them as training did (autoencoder-norm.ts normaliseRow).
     for (let i = 0; i < n * cols; i++) input[i] = raw[i]!;
     const explainError = this.explainError;
-    const batch = this.runner.errorsFromRaw(input, n, cols, (rowError) => {
-      let m = 0;
-      for (let k = 0; k < rowError.length; k++) if (rowError[k]! >= explainError) m++;
-      const rows = new Int32Array(m);
-      m = 0;
-      for (let k = 0; k < rowError.length; k++) if (rowError[k]! >= explainError) rows[m++] = k;
-      return rows;
-    });
+    const batch = this.runner.errorsFromRaw(
+      input,
+      n,
+      cols,
+      (rowError) => {
+        let m = 0;
+        for (let k = 0; k < rowError.length; k++) if (rowError[k]! >= explainError) m++;
+        const rows = new Int32Array(m);
+        m = 0;
+        for (let k = 0; k < rowError.length; k++) if (rowError[k]! >= explainError) rows[m++] = k;
+        return rows;
+      },
+      masked > 0 ? this.keep : undefined,
+    );
     const out: NodeScore[] = new Array(vectors.length);
     let k = 0;
     let explained = 0;
@@ -188,6 +210,23 @@ export class TfjsScorer implements Scorer {
   }
 
   private combine(v: FeatureVector, err: number, cells: Float32Array, cellsAt: number, rawAt: number): NodeScore {
+    if (!isUp(v)) {
+      // A node reporting itself down has already failed: that is for probing and the restart to handle, and its
+      // windows (never in training) say nothing about a failure to come. No evidence, and no persistence carried.
+      this.track(v, []);
+      return {
+        nodeId: v.nodeId,
+        setId: v.setId,
+        ts: v.windowEnd,
+        risk: 0,
+        timeToFailureS: null,
+        explanation: [],
+        scorer: this.name,
+        observed: true,
+        activeCalls: activeCallsOf(v),
+        up: false,
+      };
+    }
     const cal = this.manifest.calibration;
     const f = v.features ?? {};
     const peersOk = finite(f['peers.observed']) >= 2;
@@ -200,6 +239,9 @@ export class TfjsScorer implements Scorer {
       if (SELF_SUFFICIENT.has(fc.kind) || fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
       const level = fc.levelSignal ?? null;
       if (level !== null) {
+        // A latency carried through a window without measurements is not a level that stands out.
+        const count = this.levelCount.get(level);
+        if (count !== undefined && !(finite(f[count]) > 0)) continue;
         const own = finite(f[`z.self.${level}`]);
         const peer = peersOk ? finite(f[`z.peer.${level}`]) : own;
         if (Math.min(own, peer) < LEVEL_Z) continue;

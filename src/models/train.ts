@@ -11,13 +11,13 @@ import {
   DEFAULT_HIDDEN,
   permutation,
   reconstructionErrorsBatched,
-  rowMeans,
   seededRandom,
   type TrainSpec,
   trainAutoencoder,
 } from './autoencoder.js';
 import { contextColumns, fitNormalisation, normaliseRows } from './autoencoder-norm.js';
 import { buildCalibration, type CalibrationOptions } from './calibration.js';
+import { centreValues, keptRowMeans, maskMissing, missingGroups } from './missing-mask.js';
 import { isUp } from './scorer.js';
 import { loadTf, type Tf, type TfBackendName } from './tf-backend.js';
 import { TfjsScorer } from './tfjs-scorer.js';
@@ -274,18 +274,73 @@ export function hashSamples(hash: Hash, samples: readonly TelemetrySample[]): vo
   hash.update(new Uint8Array(buf.buffer));
 }
 
-/** Feeds `sim` for `durationMs` into `collector`, hashing every sample into `hash` (the training-data digest). */
+/**
+ * Maintenance drills for training data: each node in turn is drained for `drainMs` (no new calls, its calls finish),
+ * restarted, and put back `settleMs` after it is up, every `everyMs`. A model trained only on nodes in rotation finds
+ * a drained or freshly restarted node odd (no new calls, an empty node at the busy hour), and would keep every node it
+ * drained out of rotation after the restart. Nodes with an incident running are skipped.
+ */
+export interface DrillSchedule {
+  everyMs: number;
+  drainMs: number;
+  settleMs: number;
+}
+
+export const DEFAULT_DRILLS: DrillSchedule = { everyMs: 4 * 3_600_000, drainMs: 8 * 60_000, settleMs: 2 * 60_000 };
+
+/** Returns a step function that moves every node's drill along; call it before each simulator step. */
+function drillDriver(sim: SimulatedCluster, drills: DrillSchedule, startAt: number): () => void {
+  const ids = sim.nodeIds;
+  /** Per node: the cycle whose drill was started, and the cycle whose restart was done. */
+  const started = new Map<string, number>();
+  const restarted = new Map<string, number>();
+  return () => {
+    const now = sim.now();
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      // Staggered so that one node at a time is out.
+      const t = now - startAt - (i * drills.everyMs) / ids.length;
+      if (t < 0) continue;
+      const cycle = Math.floor(t / drills.everyMs);
+      const phase = t - cycle * drills.everyMs;
+      const view = sim.nodeView(id);
+      if (started.get(id) !== cycle) {
+        if (phase > 60_000 || !view.up || !view.accepting) continue;
+        if (sim.labels().some((l) => l.nodeId === id && l.crashAt > now)) continue;
+        started.set(id, cycle);
+        sim.setAccepting(id, false);
+      } else if (restarted.get(id) !== cycle) {
+        if (phase >= drills.drainMs) {
+          restarted.set(id, cycle);
+          sim.restart(id);
+        }
+      } else if (!view.accepting && phase >= drills.drainMs + sim.options.restartMs + drills.settleMs) {
+        sim.setAccepting(id, true);
+      }
+    }
+  };
+}
+
+/**
+ * Feeds `sim` for `durationMs` into `collector`, hashing every sample into `hash` (the training-data digest); with
+ * `drills`, runs maintenance drills (DrillSchedule) on the way.
+ */
 export function collectFromSimulator(
   sim: SimulatedCluster,
   durationMs: number,
   collector: WindowCollector,
   hash?: Hash,
+  drills?: DrillSchedule,
 ): IncidentLabel[] {
-  const end = sim.now() + durationMs;
+  const startAt = sim.now();
+  const end = startAt + durationMs;
   const batch: TelemetrySample[] = [];
+  const stepMs = drills ? 10_000 : 600_000;
+  const drill = drills ? drillDriver(sim, drills, startAt) : null;
   while (sim.now() < end) {
     batch.length = 0;
-    sim.step(Math.min(end, sim.now() + 600_000), batch);
+    drill?.();
+    sim.step(Math.min(end, sim.now() + stepMs), batch);
     if (hash) hashSamples(hash, batch);
     collector.add(batch);
   }
@@ -361,23 +416,29 @@ export async function trainModel(input: TrainModelInput): Promise<TrainedModel> 
   const hidden = input.hidden ?? DEFAULT_HIDDEN;
   const trainRaw = subsample(input.train, cols, input.maxTrainRows ?? 24_000, input.shuffleSeed ^ 0x5eed);
   const normalisation = fitNormalisation(trainRaw, cols, undefined, contextColumns(FEATURE_NAMES));
-  const x = normaliseRows(normalisation, trainRaw, cols);
+  // Masked as the scorer masks them (missing-mask.ts): the network learns the centre for unmeasured latencies.
+  const missing = missingGroups(FEATURE_NAMES);
+  const centre = centreValues(normalisation);
+  const masked = (rows: Float64Array) => {
+    const copy = Float64Array.from(rows);
+    const keep = new Float32Array(copy.length);
+    maskMissing(copy, copy.length / cols, cols, missing, centre, keep);
+    return { rows: copy, keep };
+  };
+  const x = normaliseRows(normalisation, masked(trainRaw).rows, cols);
   const architecture = { inputSize: cols, hidden, seed: input.initSeed, activation: 'tanh' as const };
   const model = buildAutoencoder(tf, architecture);
   logger.info({ rows: x.length / cols, backend, epochs: spec.epochs }, 'training autoencoder');
   const losses = await trainAutoencoder(tf, model, x, cols, spec, (e, loss) => input.onEpoch?.(e, spec.epochs, loss));
 
-  const calErrors = rowMeans(
-    reconstructionErrorsBatched(tf, model, normaliseRows(normalisation, input.calibration, cols), cols),
-    cols,
-  );
+  const maskedErrors = (rows: Float64Array) => {
+    const m = masked(rows);
+    const cells = reconstructionErrorsBatched(tf, model, normaliseRows(normalisation, m.rows, cols), cols);
+    return keptRowMeans(cells, cols, m.keep);
+  };
+  const calErrors = maskedErrors(input.calibration);
   let falseErrors: Float64Array | undefined;
-  if (input.falseDrain && input.falseDrain.length > 0) {
-    falseErrors = rowMeans(
-      reconstructionErrorsBatched(tf, model, normaliseRows(normalisation, input.falseDrain, cols), cols),
-      cols,
-    );
-  }
+  if (input.falseDrain && input.falseDrain.length > 0) falseErrors = maskedErrors(input.falseDrain);
   const calibration = buildCalibration(calErrors, {
     ...input.calibrationOptions,
     ...(falseErrors ? { falseDrainErrors: falseErrors } : {}),

@@ -23,6 +23,13 @@ function close(a: number, b: number): boolean {
 function reference(arrivals: TelemetrySample[], nodeId: string, windowStart: number, carry: Map<string, number>) {
   const out = new Map<string, number>();
   const inWindow = arrivals.filter((s) => s.nodeId === nodeId && s.ts >= windowStart && s.ts < windowStart + W);
+  if (inWindow.length === 0) return { features: out, count: 0 };
+  // node.up going from below 0.5 to at least 0.5 between observed windows is a restart: carried values are forgotten.
+  const ups = inWindow.filter((s) => s.metric === 'node.up');
+  let up = carry.get('node.up') ?? 1;
+  if (ups.length > 0) up = ups.reduce((last, s) => (s.ts >= last.ts ? s : last)).value;
+  if (up >= 0.5 && carry.get('down') === 1) carry.clear();
+  carry.set('down', up >= 0.5 ? 0 : 1);
   for (const metric of Object.keys(METRICS) as MetricName[]) {
     const values = inWindow.filter((s) => s.metric === metric);
     const kind = METRICS[metric].kind;
@@ -285,6 +292,40 @@ describe('FeatureExtractor vectors', () => {
     // Before the restart the same extractor did see the trend.
     const before = out.filter((v) => v.windowEnd <= T0 + 1_200_000 && v.observed).at(-1)!;
     expect(before.features['slope.memory_rss_mb_per_min']).toBeCloseTo(60, 3);
+  });
+
+  it('does not carry latencies or gauges across a restart, and a window without measurements does not move their EWMA', () => {
+    const fx = new FeatureExtractor({ nodes: [{ nodeId: 'r' }] });
+    const out: FeatureVector[] = [];
+    const at = (t: number, metric: MetricName, value: number): TelemetrySample => ({
+      nodeId: 'r',
+      ts: T0 + t * 1000,
+      metric,
+      value,
+      source: 'sim',
+    });
+    // A storm: setup time 2 s. Then the node takes no calls (drained): setup time is not measured at all.
+    for (let t = 0; t < 300; t++) {
+      out.push(...fx.ingest([at(t, 'node.up', 1), at(t, 'sip.invite_setup_ms', 2000), at(t, 'rtcp.loss_pct', 8)]));
+    }
+    for (let t = 300; t < 400; t++) out.push(...fx.ingest([at(t, 'node.up', 1)]));
+    const drained = out.filter((v) => v.windowStart >= T0 + 300_000 && v.observed);
+    expect(drained.length).toBeGreaterThan(5);
+    for (const v of drained) {
+      expect(v.features['sip.invite_setup_ms.count']).toBe(0);
+      expect(v.features['sip.invite_setup_ms.p95']).toBeCloseTo(2000, 6);
+      expect(v.features['ewma.invite_setup_p95']).toBeCloseTo(2000, 6);
+    }
+    // Restart: down, then up with no calls yet. Nothing measured on the old process is carried.
+    for (let t = 400; t < 460; t++) out.push(...fx.ingest([at(t, 'node.up', 0)]));
+    for (let t = 460; t < 560; t++) out.push(...fx.ingest([at(t, 'node.up', 1)]));
+    const fresh = out.filter((v) => v.windowStart >= T0 + 460_000 && v.observed);
+    expect(fresh.length).toBeGreaterThan(5);
+    for (const v of fresh) {
+      expect(v.features['sip.invite_setup_ms.p95']).toBe(0);
+      expect(v.features['ewma.invite_setup_p95']).toBe(0);
+      expect(v.features['rtcp.loss_pct.mean']).toBe(0);
+    }
   });
 
   it('peer z discounts a cluster-wide shift but flags a single drifting node', () => {
