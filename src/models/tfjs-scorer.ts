@@ -214,18 +214,7 @@ export class TfjsScorer implements Scorer {
       // A node reporting itself down has already failed: that is for probing and the restart to handle, and its
       // windows (never in training) say nothing about a failure to come. No evidence, and no persistence carried.
       this.track(v, []);
-      return {
-        nodeId: v.nodeId,
-        setId: v.setId,
-        ts: v.windowEnd,
-        risk: 0,
-        timeToFailureS: null,
-        explanation: [],
-        scorer: this.name,
-        observed: true,
-        activeCalls: activeCallsOf(v),
-        up: false,
-      };
+      return { ...unobservedScore(v, this.name), observed: true, activeCalls: activeCallsOf(v) };
     }
     const cal = this.manifest.calibration;
     const f = v.features ?? {};

@@ -210,6 +210,18 @@ describe('TfjsScorer', () => {
     ).toBe(true);
   });
 
+  it('claims no risk for a node that reports itself down, however odd its window', () => {
+    const scorer = new TfjsScorer(artefact);
+    const base = healthy[healthy.length - 1]!;
+    const features = Object.fromEntries(Object.keys(base.features).map((k) => [k, 0]));
+    const wild = Object.fromEntries(Object.keys(base.features).map((k) => [k, 1e6]));
+    const [down] = scorer.score([{ ...base, features: { ...features, 'node.up.last': 0 } }]);
+    expect(down).toMatchObject({ risk: 0, up: false, observed: true, explanation: [] });
+    // A wild window from a node that is up does score high: the 0 above is the down rule, not a blind model.
+    const [odd] = new TfjsScorer(artefact).score([{ ...base, features: { ...wild, 'node.up.last': 1 } }]);
+    expect(odd!.risk).toBeGreaterThan(0.5);
+  });
+
   it('gives an unobserved node no risk', () => {
     const scorer = new TfjsScorer(artefact);
     const [s] = scorer.score([{ ...healthy[0]!, observed: false }]);
