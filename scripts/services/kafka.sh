@@ -138,10 +138,13 @@ start() {
   write_config
   format_storage
   log "starting broker on 127.0.0.1:$BROKER_PORT"
-  setsid bash -c "exec java $HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+  rm -f "$PID_FILE"
+  # The broker writes its own PID (bash execs java in place): $! would name setsid, which forks and exits when it
+  # happens to lead its process group, and that left a running broker without a PID file, blocking the next start.
+  setsid bash -c "echo \$\$ >'$PID_FILE'; exec java $HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
     -Dlog4j.configuration='file:$LOG4J' -cp '$LIBS/*' kafka.Kafka '$CONF'" >"$OUT" 2>&1 </dev/null 9>&- &
-  echo $! >"$PID_FILE"
   local deadline=$((SECONDS + START_TIMEOUT_S))
+  while ((SECONDS < deadline)) && [[ ! -s "$PID_FILE" ]]; do sleep 0.1; done
   while ((SECONDS < deadline)); do
     if ! running_pid >/dev/null; then
       log "broker exited during start-up; last output:"
