@@ -37,9 +37,10 @@ let bus: Bus;
 let config: Record<string, unknown>;
 let generation = 0;
 
-let craftedTs = Date.now() + 180_000;
+let craftedTs = 0;
+/** Increasing, and always minutes ahead of the wall clock, however long the run took to get here. */
 const nextTs = () => {
-  craftedTs += 1000;
+  craftedTs = Math.max(craftedTs + 1000, Date.now() + 180_000);
   return craftedTs;
 };
 
@@ -63,11 +64,27 @@ async function disabledNodes(): Promise<string[]> {
 }
 
 /** Low-risk, observed scores for every node: the set is healthy and every node is in the guardrails' count. */
+/**
+ * Low risk on every node, and waits until the action engine itself has taken it in: the dashboard's view reads the
+ * scores topic with its own consumer, and under load the engine's consumer can lag it by seconds, long enough for a
+ * freed slot to go to a node whose last score the engine still has as 0.99.
+ */
 async function allHealthy(): Promise<void> {
   const ts = nextTs();
   await publishScores(
     bus,
     NODE_IDS.map((id) => craftedScore(id, ts, 0.05, { activeCalls: 2 })),
+  );
+  await waitFor(
+    'the action engine has the healthy scores',
+    async () => {
+      for (const id of NODE_IDS) {
+        const why = await sidecar.get<{ lastScore: { ts: number } | null }>(`/api/nodes/${id}/why`);
+        if (!why.lastScore || why.lastScore.ts < ts) return undefined;
+      }
+      return true;
+    },
+    30_000,
   );
 }
 
