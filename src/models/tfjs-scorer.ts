@@ -238,14 +238,10 @@ export class TfjsScorer implements Scorer {
       active.push(fc.kind);
     }
     const since = this.track(v, active);
-    const held = (kind: string) => {
-      const t = since.get(kind);
-      return t !== undefined && v.windowEnd - t > this.persistMs;
-    };
 
     // Anomaly: calibrated error; capped below the drain threshold until it has lasted, then strengthened.
     let anomaly = riskFromError(err, cal);
-    if (held(ANOMALY) && err >= cal.threshold) {
+    if (this.held(since, v, ANOMALY) && err >= cal.threshold) {
       anomaly = sigmoid(cal.steepness * (Math.log(err) - Math.log(cal.threshold)) + this.sustainedGain);
     } else if (anomaly > UNSUSTAINED_CAP) anomaly = UNSUSTAINED_CAP;
     const contributions: ScoreContribution[] = cellsAt >= 0 ? this.explainCells(cells, cellsAt, rawAt, anomaly) : [];
@@ -254,7 +250,7 @@ export class TfjsScorer implements Scorer {
     let timeToFailureS: number | null = null;
     for (const fc of forecasts) {
       if (fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
-      if (!SELF_SUFFICIENT.has(fc.kind) && !held(fc.kind)) continue;
+      if (!SELF_SUFFICIENT.has(fc.kind) && !this.held(since, v, fc.kind)) continue;
       const gate = peersOk ? clamp((finite(f[`z.peer.${fc.peerSignal}`]) - 2) / 2, 0, 1) : 1;
       if (gate <= 0) continue;
       timeToFailureS = timeToFailureS === null ? fc.timeToLimitS : Math.min(timeToFailureS, fc.timeToLimitS);
@@ -281,6 +277,12 @@ export class TfjsScorer implements Scorer {
       activeCalls: activeCallsOf(v),
       up: isUp(v),
     };
+  }
+
+  /** Whether evidence `kind` has lasted longer than the persistence time as of window `v`. */
+  private held(since: ReadonlyMap<string, number>, v: FeatureVector, kind: string): boolean {
+    const t = since.get(kind);
+    return t !== undefined && v.windowEnd - t > this.persistMs;
   }
 
   /** Top features by squared error, found without sorting the whole row; weights in anomaly-risk units. */
