@@ -161,6 +161,7 @@ export const AUDIT_KINDS = [
   'DrainSucceeded',
   'DrainFailed',
   'DrainRefused',
+  'DrainExtended',
   'RestartStarting',
   'RestartSucceeded',
   'RestartFailed',

@@ -63,6 +63,25 @@ export interface LifecycleConfig {
   recoverWindows: number;
 }
 
+/**
+ * A drain whose node keeps its calls (up, no failure forecast) may run to this many drain timeouts before the node is
+ * restarted with calls left: waiting costs one node's capacity, a restart costs the calls.
+ */
+export const DRAIN_EXTENSION = 3;
+
+/** Trend forecasts whose limit ends the process, and every call on it: memory (OOM kill) and the queue (deadlock). */
+const CRASH_FORECASTS: ReadonlySet<string> = new Set(['forecast.memory_s', 'forecast.queue_s']);
+
+/** The soonest crash a score's explanation forecasts, ms, or null. */
+function crashForecastMs(s: NodeScore): number | null {
+  let soonest: number | null = null;
+  for (const c of s.explanation) {
+    if (!CRASH_FORECASTS.has(c.feature) || !Number.isFinite(c.value)) continue;
+    soonest = soonest === null ? c.value * 1000 : Math.min(soonest, c.value * 1000);
+  }
+  return soonest;
+}
+
 export interface EngineTimeouts {
   /** One dispatcher RPC. */
   dispatcherCallMs: number;
@@ -199,6 +218,10 @@ interface Runtime {
   dest: DispatcherDestination | null;
   lastRefusal: { guardrail: GuardrailName; at: number } | null;
   lastAuto: AutoDecisionInfo | null;
+  /** The drain outlived `drainMs` and was extended (audited once per drain). */
+  drainExtended: boolean;
+  /** Consecutive scores forecasting a crash within `drainMs` (one window's forecast can be a passing stall's). */
+  crashForecastStreak: number;
 }
 
 type ChangeResult = { ok: true; already: boolean; attempts: number } | { ok: false; error: unknown; attempts: number };
@@ -521,6 +544,8 @@ export class ActionEngine {
     // Redelivered or late windows must not count twice toward a streak.
     if (rt.lastScore && s.ts <= rt.lastScore.ts) return;
     rt.lastScore = s;
+    const crashMs = crashForecastMs(s);
+    rt.crashForecastStreak = crashMs !== null && crashMs <= this.timeouts.drainMs ? rt.crashForecastStreak + 1 : 0;
     const { riskThreshold, consecutiveWindows, recoverThreshold } = this.lifecycle;
     if (s.observed && s.risk >= riskThreshold) {
       rt.riskStreak++;
@@ -733,9 +758,39 @@ export class ActionEngine {
       if (s && s.ts > rt.record.since && s.activeCalls === 0) {
         await this.startRestart(rt, now, rt.decisionActor, 'active calls reached 0', {});
       } else if (now - rt.record.since >= this.timeouts.drainMs) {
+        if (s && s.ts > rt.record.since && s.observed && s.up && s.risk < this.lifecycle.recoverThreshold) {
+          // The cause cleared while the calls were finishing (a slow database, a lossy path): a restart would only
+          // drop the calls still up, so the node goes back without one.
+          await this.returnWithoutRestart(rt, now, s.activeCalls);
+          return;
+        }
+        // Calls still up on a node that keeps them (it is up, and no memory or queue trend has forecast a crash within
+        // another drain period for K windows running; slow setups or a slow database do not end established calls):
+        // a restart now would drop them for nothing, so the drain goes on, up to DRAIN_EXTENSION times.
+        const crashSoon = rt.crashForecastStreak >= this.lifecycle.consecutiveWindows;
+        const keepsCalls = s !== null && s.ts > rt.record.since && s.up && !crashSoon;
+        if (keepsCalls && now - rt.record.since < this.timeouts.drainMs * DRAIN_EXTENSION) {
+          if (!rt.drainExtended) {
+            rt.drainExtended = true;
+            await this.audit(
+              rt,
+              'DrainExtended',
+              rt.decisionActor,
+              `drain timeout with ${s.activeCalls} calls up and no crash forecast: waiting for them`,
+              rt.record.decisionId,
+              {
+                activeCalls: s.activeCalls,
+                drainMs: this.timeouts.drainMs,
+                untilMs: this.timeouts.drainMs * DRAIN_EXTENSION,
+              },
+            );
+          }
+          return;
+        }
         await this.startRestart(rt, now, rt.decisionActor, 'drain timeout: restarting with calls left', {
           activeCalls: s?.activeCalls ?? null,
           drainMs: this.timeouts.drainMs,
+          extended: rt.drainExtended,
         });
       }
       return;
@@ -864,6 +919,25 @@ export class ActionEngine {
     });
   }
 
+  private async returnWithoutRestart(rt: Runtime, now: number, activeCalls: number): Promise<void> {
+    const change = await this.setDisabled(rt, false);
+    if (!change.ok) {
+      rt.failures++;
+      rt.retryAt = now + this.timeouts.lifecycleRetryMs * 2 ** Math.min(rt.failures - 1, 4);
+      return;
+    }
+    const decisionId = rt.record.decisionId;
+    const reason = `drain timeout with ${activeCalls} calls up and the risk back to normal: returned without a restart`;
+    this.toActive(rt, now, reason, decisionId);
+    await this.store.putNode(rt.record);
+    await this.audit(rt, 'NodeReturned', rt.decisionActor, reason, decisionId, {
+      restarted: false,
+      activeCalls,
+      drainMs: this.timeouts.drainMs,
+      alreadyActive: change.already,
+    });
+  }
+
   private toActive(rt: Runtime, now: number, reason: string, decisionId: string | null): void {
     rt.record = { ...rt.record, state: 'active', since: now, reason, decisionId };
     rt.pendingApply = false;
@@ -874,6 +948,7 @@ export class ActionEngine {
     rt.riskStreak = 0;
     rt.recoverStreak = 0;
     rt.lastRefusal = null;
+    rt.drainExtended = false;
     if (rt.dest) rt.dest = { ...rt.dest, state: 'active' };
   }
 
@@ -1184,6 +1259,8 @@ export class ActionEngine {
       dest: null,
       lastRefusal: null,
       lastAuto: null,
+      drainExtended: false,
+      crashForecastStreak: 0,
     };
   }
 

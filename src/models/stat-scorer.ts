@@ -57,6 +57,8 @@ export interface StatScorerOptions {
    * last `persistWindows + 1` windows (see `queueGrowsSteadily`). Default true.
    */
   growthShortcut?: boolean;
+  /** Corroborated packet-path evidence (see PACKET_SIGNALS) acts after PACKET_PERSIST_WINDOWS. Default true. */
+  packetShortcut?: boolean;
 }
 
 /**
@@ -83,6 +85,16 @@ const STREAK_DECAY = 2;
  * 15 min) would leave a streak that outlasts the restart, and the node's first hiccup after it would act at once.
  */
 const STREAK_HEADROOM = 2 * STREAK_DECAY;
+
+/**
+ * Packet-path signals. Loss on one node's own path moves them together; a single-node stall moves none of them, and a
+ * network blip moves them on every node (no peer evidence). So when at least PACKET_CORROBORATION of them stand out
+ * together, evidence needs to persist only PACKET_PERSIST_WINDOWS: a retransmission storm can fail calls within
+ * 100 s of its first symptom, too soon for the general persistence plus the action layer's hysteresis.
+ */
+const PACKET_SIGNALS: readonly string[] = ['loss_pct', 'jitter_p95', 'retrans_rate'];
+const PACKET_CORROBORATION = 2;
+const PACKET_PERSIST_WINDOWS = 2;
 
 /** Window level of the taskprocessor queue whose shape tells a backlog from a pair of hiccups. */
 const QUEUE_LEVEL_FEATURE = 'taskprocessor.max_queue.mean';
@@ -183,9 +195,10 @@ export class StatScorer implements Scorer {
    */
   private readonly streaks = new Map<
     string,
-    { streak: number; coreStreak: number; lastTs: number; queueLevels: number[] }
+    { streak: number; coreStreak: number; packetStreak: number; lastTs: number; queueLevels: number[] }
   >();
   private readonly growthShortcut: boolean;
+  private readonly packetShortcut: boolean;
 
   constructor(options: StatScorerOptions = {}) {
     this.limits = { ...DEFAULT_TREND_LIMITS, ...options.limits };
@@ -197,6 +210,7 @@ export class StatScorer implements Scorer {
     this.persistWindows = options.persistWindows ?? 6;
     this.stallPersistWindows = Math.max(this.persistWindows, options.stallPersistWindows ?? 12);
     this.growthShortcut = options.growthShortcut ?? true;
+    this.packetShortcut = options.packetShortcut ?? true;
     for (const [key, v] of Object.entries({
       ...this.limits,
       horizonS: this.horizonS,
@@ -247,10 +261,16 @@ export class StatScorer implements Scorer {
    * or for `persistWindows` while the queue level grew steadily over those windows. The queue levels kept are those
    * of the current run of evidence windows only (a quiet or unobserved window starts a new run).
    */
-  private persisted(v: FeatureVector, hasEvidence: boolean, hasCoreEvidence: boolean, queueLevel: number): boolean {
+  private persisted(
+    v: FeatureVector,
+    hasEvidence: boolean,
+    hasCoreEvidence: boolean,
+    queueLevel: number,
+    packetCorroborated = false,
+  ): boolean {
     let st = this.streaks.get(v.nodeId);
     if (st === undefined) {
-      st = { streak: 0, coreStreak: 0, lastTs: Number.NEGATIVE_INFINITY, queueLevels: [] };
+      st = { streak: 0, coreStreak: 0, packetStreak: 0, lastTs: Number.NEGATIVE_INFINITY, queueLevels: [] };
       this.streaks.set(v.nodeId, st);
     }
     if (v.windowEnd > st.lastTs) {
@@ -261,6 +281,10 @@ export class StatScorer implements Scorer {
       st.coreStreak = hasCoreEvidence
         ? Math.min(st.coreStreak + 1, this.persistWindows + 1 + STREAK_HEADROOM)
         : Math.max(0, st.coreStreak - STREAK_DECAY);
+      st.packetStreak =
+        hasCoreEvidence && packetCorroborated
+          ? Math.min(st.packetStreak + 1, PACKET_PERSIST_WINDOWS + 1 + STREAK_HEADROOM)
+          : Math.max(0, st.packetStreak - STREAK_DECAY);
       if (hasEvidence) {
         st.queueLevels.push(queueLevel);
         if (st.queueLevels.length > this.persistWindows + 1) st.queueLevels.shift();
@@ -269,6 +293,7 @@ export class StatScorer implements Scorer {
       }
     }
     if (st.coreStreak > this.persistWindows || st.streak > this.stallPersistWindows) return true;
+    if (this.packetShortcut && st.packetStreak > PACKET_PERSIST_WINDOWS) return true;
     return (
       this.growthShortcut &&
       st.streak > this.persistWindows &&
@@ -329,7 +354,10 @@ export class StatScorer implements Scorer {
     // anomaly cannot pre-charge it for the next short burst.
     const coreLogit = this.bias + coreAnomaly + coreTrend;
     const queueLevel = typeof f[QUEUE_LEVEL_FEATURE] === 'number' ? f[QUEUE_LEVEL_FEATURE] : Number.NaN;
-    if (!this.persisted(v, logit > UNPERSISTED_LOGIT_CAP, coreLogit > UNPERSISTED_LOGIT_CAP, queueLevel)) {
+    let packetSignals = 0;
+    for (const name of PACKET_SIGNALS) if ((levelEvidence.get(name) ?? 0) > this.zThreshold) packetSignals++;
+    const packet = packetSignals >= PACKET_CORROBORATION;
+    if (!this.persisted(v, logit > UNPERSISTED_LOGIT_CAP, coreLogit > UNPERSISTED_LOGIT_CAP, queueLevel, packet)) {
       logit = Math.min(logit, UNPERSISTED_LOGIT_CAP);
     }
     const risk = 1 / (1 + Math.exp(-logit));

@@ -15,6 +15,8 @@ export interface TfjsScorerOptions {
   explainTop?: number;
   /** How long an anomaly or a fast trend (queue, latency) must have held before it can drain. Default 60 s. */
   persistS?: number;
+  /** How long corroborated packet-path evidence must have held before it can drain. Default 20 s. */
+  packetPersistS?: number;
   /** Anomaly risk from which persistence is tracked. Default ELEVATED_RISK. */
   elevatedRisk?: number;
   /** Logit units a sustained anomaly gains. Default SUSTAINED_GAIN. */
@@ -45,6 +47,17 @@ export const ELEVATED_RISK = 0.3;
 const MAX_TRACKED_NODES = 100_000;
 /** A gap of more than this many windows in a node's history restarts its persistence. */
 const MAX_GAP_WINDOWS = 3;
+
+/**
+ * Packet-path levels. Loss on one node's own path moves them together; a single-node stall moves none of them and a
+ * network blip moves them on every node (no peer evidence). An elevated anomaly with at least PACKET_CORROBORATION of
+ * them standing out needs to last only `packetPersistS`: a retransmission storm can fail calls within 100 s of its
+ * first symptom, too soon for the general persistence plus the action layer's hysteresis.
+ */
+const PACKET_LEVELS: readonly string[] = ['loss_pct', 'jitter_p95', 'retrans_rate'];
+const PACKET_CORROBORATION = 2;
+const PACKET = 'packet';
+export const DEFAULT_PACKET_PERSIST_S = 20;
 
 /** Trends whose slope is fitted over the long window (smooth, slow): they count without persistence. */
 const SELF_SUFFICIENT: ReadonlySet<string> = new Set(['memory']);
@@ -114,6 +127,7 @@ export class TfjsScorer implements Scorer {
   private readonly features: readonly string[];
   private readonly explainTop: number;
   private readonly persistMs: number;
+  private readonly packetPersistMs: number;
   /** Error at which the anomaly risk reaches EXPLAIN_FLOOR. */
   private readonly explainError: number;
   private readonly corroborateError: number;
@@ -140,6 +154,7 @@ export class TfjsScorer implements Scorer {
     this.features = artefact.manifest.features;
     this.explainTop = options.explainTop ?? 5;
     this.persistMs = (options.persistS ?? DEFAULT_PERSIST_S) * 1000;
+    this.packetPersistMs = Math.min(this.persistMs, (options.packetPersistS ?? DEFAULT_PACKET_PERSIST_S) * 1000);
     const cal = this.manifest.calibration;
     this.explainError = errorAtRisk(EXPLAIN_FLOOR, cal.threshold, cal.steepness);
     this.corroborateError = errorAtPercentile(CORROBORATE_PERCENTILE, cal.p, cal.error);
@@ -228,29 +243,29 @@ export class TfjsScorer implements Scorer {
       if (SELF_SUFFICIENT.has(fc.kind) || fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
       const level = fc.levelSignal ?? null;
       if (level !== null) {
-        // A latency carried through a window without measurements is not a level that stands out.
-        const count = this.levelCount.get(level);
-        if (count !== undefined && !(finite(f[count]) > 0)) continue;
-        const own = finite(f[`z.self.${level}`]);
-        const peer = peersOk ? finite(f[`z.peer.${level}`]) : own;
-        if (Math.min(own, peer) < LEVEL_Z) continue;
+        if (!this.standsOut(f, level, peersOk)) continue;
       } else if (err < this.corroborateError) continue;
       active.push(fc.kind);
     }
+    let packetSignals = 0;
+    for (const level of PACKET_LEVELS) if (this.standsOut(f, level, peersOk)) packetSignals++;
+    if (packetSignals >= PACKET_CORROBORATION && err >= this.elevatedError) active.push(PACKET);
     const since = this.track(v, active);
 
     // Anomaly: calibrated error; capped below the drain threshold until it has lasted, then strengthened.
     let anomaly = riskFromError(err, cal);
-    if (this.held(since, v, ANOMALY) && err >= cal.threshold) {
+    const anomalyHeld =
+      this.held(since, v, ANOMALY, this.persistMs) || this.held(since, v, PACKET, this.packetPersistMs);
+    if (anomalyHeld && err >= cal.threshold) {
       anomaly = sigmoid(cal.steepness * (Math.log(err) - Math.log(cal.threshold)) + this.sustainedGain);
-    } else if (anomaly > UNSUSTAINED_CAP) anomaly = UNSUSTAINED_CAP;
+    } else if (anomaly > UNSUSTAINED_CAP && !anomalyHeld) anomaly = UNSUSTAINED_CAP;
     const contributions: ScoreContribution[] = cellsAt >= 0 ? this.explainCells(cells, cellsAt, rawAt, anomaly) : [];
 
     let trendLogit = Number.NEGATIVE_INFINITY;
     let timeToFailureS: number | null = null;
     for (const fc of forecasts) {
       if (fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
-      if (!SELF_SUFFICIENT.has(fc.kind) && !this.held(since, v, fc.kind)) continue;
+      if (!SELF_SUFFICIENT.has(fc.kind) && !this.held(since, v, fc.kind, this.persistMs)) continue;
       const gate = peersOk ? clamp((finite(f[`z.peer.${fc.peerSignal}`]) - 2) / 2, 0, 1) : 1;
       if (gate <= 0) continue;
       timeToFailureS = timeToFailureS === null ? fc.timeToLimitS : Math.min(timeToFailureS, fc.timeToLimitS);
@@ -279,10 +294,20 @@ export class TfjsScorer implements Scorer {
     };
   }
 
-  /** Whether evidence `kind` has lasted longer than the persistence time as of window `v`. */
-  private held(since: ReadonlyMap<string, number>, v: FeatureVector, kind: string): boolean {
+  /** Whether evidence `kind` has lasted longer than `persistMs` as of window `v`. */
+  private held(since: ReadonlyMap<string, number>, v: FeatureVector, kind: string, persistMs: number): boolean {
     const t = since.get(kind);
-    return t !== undefined && v.windowEnd - t > this.persistMs;
+    return t !== undefined && v.windowEnd - t > persistMs;
+  }
+
+  /** Own and peer z (own alone without peers) of a level signal at LEVEL_Z or more, measured in this window. */
+  private standsOut(f: Readonly<Record<string, number>>, level: string, peersOk: boolean): boolean {
+    // A latency carried through a window without measurements is not a level that stands out.
+    const count = this.levelCount.get(level);
+    if (count !== undefined && !(finite(f[count]) > 0)) return false;
+    const own = finite(f[`z.self.${level}`]);
+    const peer = peersOk ? finite(f[`z.peer.${level}`]) : own;
+    return Math.min(own, peer) >= LEVEL_Z;
   }
 
   /** Top features by squared error, found without sorting the whole row; weights in anomaly-risk units. */

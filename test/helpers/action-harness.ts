@@ -23,15 +23,15 @@ export function score(
   nodeId: string,
   ts: number,
   risk: number,
-  over: Partial<Pick<NodeScore, 'observed' | 'activeCalls' | 'up' | 'setId'>> = {},
+  over: Partial<Pick<NodeScore, 'observed' | 'activeCalls' | 'up' | 'setId' | 'timeToFailureS' | 'explanation'>> = {},
 ): NodeScore {
   return {
     nodeId,
     setId: over.setId ?? 1,
     ts,
     risk,
-    timeToFailureS: null,
-    explanation: [],
+    timeToFailureS: over.timeToFailureS ?? null,
+    explanation: over.explanation ?? [],
     scorer: 'test-v1',
     observed: over.observed ?? true,
     activeCalls: over.activeCalls ?? 0,

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DryRunDispatcher, DryRunRestarter } from '../../src/actions/dry-run.js';
+import { DRAIN_EXTENSION } from '../../src/actions/engine.js';
 import { SqliteStore } from '../../src/actions/store/sqlite.js';
 import { VirtualClock } from '../../src/clock.js';
 import { type Harness, harness, healthyExcept, makeNodes, STEP, score, T0 } from '../helpers/action-harness.js';
@@ -60,13 +61,19 @@ describe('ActionEngine lifecycle', () => {
     expect(h.audits.every((a) => a.dryRun === false)).toBe(true);
   });
 
-  it('restarts anyway after the drain timeout, and a failed restart keeps the node out with an alert', async () => {
+  it('restarts anyway after the drain timeout when a failure is forecast, and a failed restart keeps the node out with an alert', async () => {
     const h = await harness({ timeouts: { drainMs: 3 * STEP } });
     await h.engine.init();
     h.restarter.failuresLeft = 10;
     for (let i = 0; i < 8; i++) {
       const t = T0 + i * STEP;
-      await h.step(t, healthyExcept(h.nodes, t, [score('ast1', t, 0.95, { activeCalls: 4 })]));
+      // Memory runs out within the next drain period: the calls are lost either way, the restart at least is ours.
+      const forecast = {
+        activeCalls: 4,
+        timeToFailureS: STEP / 1000,
+        explanation: [{ feature: 'forecast.memory_s', weight: 3, value: STEP / 1000 }],
+      };
+      await h.step(t, healthyExcept(h.nodes, t, [score('ast1', t, 0.95, forecast)]));
     }
     expect(h.kinds('ast1')).toEqual(['DrainStarting', 'DrainSucceeded', 'RestartStarting', 'RestartFailed']);
     const failed = h.audits.find((a) => a.kind === 'RestartFailed');
@@ -78,6 +85,52 @@ describe('ActionEngine lifecycle', () => {
     expect(r.record.state).toBe('active');
     expect(h.dispatcher.stateOf(h.uri('ast1'))).toBe('active');
     expect(h.kinds('ast1').at(-1)).toBe('UndrainSucceeded');
+  });
+
+  it('extends the drain of a node that keeps its calls (no crash forecast), then restarts it at the hard limit', async () => {
+    const h = await harness({ timeouts: { drainMs: 3 * STEP } });
+    await h.engine.init();
+    const drainedAt = (i: number) => h.kinds('ast1').includes('DrainSucceeded') && i;
+    let drainStep = -1;
+    for (let i = 0; i < 20; i++) {
+      const t = T0 + i * STEP;
+      // A slow database forecast (setups fail, established calls go on) is no reason to cut the calls short.
+      const slowDb = {
+        activeCalls: 2,
+        timeToFailureS: STEP / 1000,
+        explanation: [{ feature: 'forecast.db_latency_s', weight: 3, value: STEP / 1000 }],
+      };
+      await h.step(t, healthyExcept(h.nodes, t, [score('ast1', t, 0.95, slowDb)]));
+      if (drainStep < 0 && drainedAt(i) !== false) drainStep = i;
+      if (drainStep >= 0 && i - drainStep < 3 * DRAIN_EXTENSION - 1) {
+        expect(h.restarter.restarts).toHaveLength(0);
+      }
+    }
+    const kinds = h.kinds('ast1');
+    expect(kinds.filter((k) => k === 'DrainExtended')).toHaveLength(1);
+    expect(kinds.indexOf('DrainExtended')).toBeLessThan(kinds.indexOf('RestartStarting'));
+    expect(h.restarter.restarts).toEqual(['ast1']);
+    const restart = h.audits.find((a) => a.kind === 'RestartStarting');
+    expect(restart?.details).toMatchObject({ extended: true, activeCalls: 2 });
+  });
+
+  it('at the drain timeout, returns a node whose risk came back to normal without restarting it', async () => {
+    const h = await harness({ timeouts: { drainMs: 3 * STEP } });
+    await h.engine.init();
+    for (let i = 0; i < 10; i++) {
+      const t = T0 + i * STEP;
+      // High risk until the drain, then the cause clears while 4 long calls are still up.
+      const risk = i < 4 ? 0.95 : 0.1;
+      await h.step(t, healthyExcept(h.nodes, t, [score('ast1', t, risk, { activeCalls: 4 })]));
+    }
+    expect(h.kinds('ast1')).toEqual(['DrainStarting', 'DrainSucceeded', 'NodeReturned']);
+    expect(h.audits.find((a) => a.kind === 'NodeReturned')?.details).toMatchObject({
+      restarted: false,
+      activeCalls: 4,
+    });
+    expect(h.restarter.restarts).toHaveLength(0);
+    expect(h.dispatcher.stateOf(h.uri('ast1'))).toBe('active');
+    expect(h.engine.nodeRecords().find((r) => r.nodeId === 'ast1')?.state).toBe('active');
   });
 
   it('reports a node that never comes back up (restart timeout) and keeps it out of rotation', async () => {

@@ -275,6 +275,42 @@ describe('StatScorer', () => {
     expect(lasting.slice(18).every((r) => r > 0.99)).toBe(true);
   });
 
+  it('acts after 3 windows on corroborated packet-path evidence, after 7 on a single packet signal', () => {
+    const run = (signals: string[]) => {
+      const scorer = new StatScorer();
+      const risks: number[] = [];
+      for (let i = 0; i < 12; i++) {
+        const features: Record<string, number> = { 'peers.observed': 3, 'rtcp.jitter_ms.count': 30 };
+        for (const name of signals) {
+          features[`z.self.${name}`] = 40;
+          features[`z.peer.${name}`] = 40;
+        }
+        const v = { ...vector(features), windowStart: T0 + i * 10_000, windowEnd: T0 + (i + 1) * 10_000 };
+        risks.push(scorer.score([v])[0]!.risk);
+      }
+      return risks.findIndex((r) => r > 0.5);
+    };
+    expect(run(['loss_pct', 'retrans_rate'])).toBe(2);
+    expect(run(['loss_pct', 'jitter_p95'])).toBe(2);
+    expect(run(['loss_pct'])).toBe(6);
+    // A jitter percentile carried through a window without RTCP reports is no corroboration.
+    const carried = new StatScorer();
+    const risks: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const features = {
+        'peers.observed': 3,
+        'rtcp.jitter_ms.count': 0,
+        'z.self.loss_pct': 40,
+        'z.peer.loss_pct': 40,
+        'z.self.jitter_p95': 40,
+        'z.peer.jitter_p95': 40,
+      };
+      const v = { ...vector(features), windowStart: T0 + i * 10_000, windowEnd: T0 + (i + 1) * 10_000 };
+      risks.push(carried.score([v])[0]!.risk);
+    }
+    expect(risks.findIndex((r) => r > 0.5)).toBe(6);
+  });
+
   it('forgets a long streak within a few quiet minutes: a hiccup after a long failure is not acted on at once', () => {
     const scorer = new StatScorer();
     const risks: number[] = [];
