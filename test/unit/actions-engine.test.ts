@@ -29,6 +29,15 @@ async function fullCycle(h: Harness, from: number): Promise<number> {
   return i;
 }
 
+/** Score fields of a node with `activeCalls` up whose `kind` trend reaches its limit within one step. */
+function forecasting(kind: string, activeCalls: number) {
+  return {
+    activeCalls,
+    timeToFailureS: STEP / 1000,
+    explanation: [{ feature: `forecast.${kind}_s`, weight: 3, value: STEP / 1000 }],
+  };
+}
+
 describe('ActionEngine lifecycle', () => {
   it('drains after K windows, waits for calls, restarts, recovers and returns the node, auditing each step in order', async () => {
     const h = await harness();
@@ -68,12 +77,7 @@ describe('ActionEngine lifecycle', () => {
     for (let i = 0; i < 8; i++) {
       const t = T0 + i * STEP;
       // Memory runs out within the next drain period: the calls are lost either way, the restart at least is ours.
-      const forecast = {
-        activeCalls: 4,
-        timeToFailureS: STEP / 1000,
-        explanation: [{ feature: 'forecast.memory_s', weight: 3, value: STEP / 1000 }],
-      };
-      await h.step(t, healthyExcept(h.nodes, t, [score('ast1', t, 0.95, forecast)]));
+      await h.step(t, healthyExcept(h.nodes, t, [score('ast1', t, 0.95, forecasting('memory', 4))]));
     }
     expect(h.kinds('ast1')).toEqual(['DrainStarting', 'DrainSucceeded', 'RestartStarting', 'RestartFailed']);
     const failed = h.audits.find((a) => a.kind === 'RestartFailed');
@@ -95,12 +99,7 @@ describe('ActionEngine lifecycle', () => {
     for (let i = 0; i < 20; i++) {
       const t = T0 + i * STEP;
       // A slow database forecast (setups fail, established calls go on) is no reason to cut the calls short.
-      const slowDb = {
-        activeCalls: 2,
-        timeToFailureS: STEP / 1000,
-        explanation: [{ feature: 'forecast.db_latency_s', weight: 3, value: STEP / 1000 }],
-      };
-      await h.step(t, healthyExcept(h.nodes, t, [score('ast1', t, 0.95, slowDb)]));
+      await h.step(t, healthyExcept(h.nodes, t, [score('ast1', t, 0.95, forecasting('db_latency', 2))]));
       if (drainStep < 0 && drainedAt(i) !== false) drainStep = i;
       if (drainStep >= 0 && i - drainStep < 3 * DRAIN_EXTENSION - 1) {
         expect(h.restarter.restarts).toHaveLength(0);
