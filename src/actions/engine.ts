@@ -717,25 +717,28 @@ export class ActionEngine {
       rt.failures = 0;
       return;
     }
-    rt.failures++;
-    rt.retryAt = now + this.timeouts.lifecycleRetryMs * 2 ** Math.min(rt.failures - 1, 4);
     this.logger.warn({ nodeId: rt.record.nodeId, err: errorMessage(change.error) }, 'drain not applied');
     // One alert per decision; later rounds only log, the store already says "unconfirmed".
-    if (rt.failures === 1) {
-      await this.audit(
-        rt,
-        'DrainFailed',
-        rt.decisionActor,
-        `dispatcher error: ${errorMessage(change.error)}`,
-        rt.record.decisionId,
-        {
-          error: errorMessage(change.error),
-          attempts: change.attempts,
-          alert: true,
-          willRetry: true,
-        },
-      );
-    }
+    await this.retryAfterDispatcherError(rt, now, 'DrainFailed', change);
+  }
+
+  /** Backs off before the next attempt and alerts on the first failure of this decision only. */
+  private async retryAfterDispatcherError(
+    rt: Runtime,
+    now: number,
+    kind: 'DrainFailed' | 'UndrainFailed',
+    change: { error?: unknown; attempts: number },
+  ): Promise<void> {
+    rt.failures++;
+    rt.retryAt = now + this.timeouts.lifecycleRetryMs * 2 ** Math.min(rt.failures - 1, 4);
+    if (rt.failures !== 1) return;
+    const error = errorMessage(change.error);
+    await this.audit(rt, kind, rt.decisionActor, `dispatcher error: ${error}`, rt.record.decisionId, {
+      error,
+      attempts: change.attempts,
+      alert: true,
+      willRetry: true,
+    });
   }
 
   private async advance(rt: Runtime, now: number): Promise<void> {
@@ -761,7 +764,12 @@ export class ActionEngine {
         if (s && s.ts > rt.record.since && s.observed && s.up && s.risk < this.lifecycle.recoverThreshold) {
           // The cause cleared while the calls were finishing (a slow database, a lossy path): a restart would only
           // drop the calls still up, so the node goes back without one.
-          await this.returnWithoutRestart(rt, now, s.activeCalls);
+          await this.returnToRotation(
+            rt,
+            now,
+            `drain timeout with ${s.activeCalls} calls up and the risk back to normal: returned without a restart`,
+            { restarted: false, activeCalls: s.activeCalls, drainMs: this.timeouts.drainMs },
+          );
           return;
         }
         // Calls still up on a node that keeps them (it is up, and no memory or queue trend has forecast a crash within
@@ -824,34 +832,9 @@ export class ActionEngine {
     }
     // recovering
     if (rt.recoverStreak >= this.lifecycle.recoverWindows) {
-      const change = await this.setDisabled(rt, false);
-      if (change.ok) {
-        const decisionId = rt.record.decisionId;
-        this.toActive(rt, now, 'recovered and back in rotation', decisionId);
-        await this.store.putNode(rt.record);
-        await this.audit(rt, 'NodeReturned', rt.decisionActor, rt.record.reason, decisionId, {
-          windows: this.lifecycle.recoverWindows,
-          alreadyActive: change.already,
-        });
-        return;
-      }
-      rt.failures++;
-      rt.retryAt = now + this.timeouts.lifecycleRetryMs * 2 ** Math.min(rt.failures - 1, 4);
-      if (rt.failures === 1) {
-        await this.audit(
-          rt,
-          'UndrainFailed',
-          rt.decisionActor,
-          `dispatcher error: ${errorMessage(change.error)}`,
-          rt.record.decisionId,
-          {
-            error: errorMessage(change.error),
-            attempts: change.attempts,
-            alert: true,
-            willRetry: true,
-          },
-        );
-      }
+      await this.returnToRotation(rt, now, 'recovered and back in rotation', {
+        windows: this.lifecycle.recoverWindows,
+      });
     } else if (now - rt.record.since >= this.timeouts.recoverMs) {
       await this.stall(rt, 'UndrainFailed', 'risk did not settle after the restart; kept out of rotation', {
         phase: 'recover',
@@ -919,23 +902,28 @@ export class ActionEngine {
     });
   }
 
-  private async returnWithoutRestart(rt: Runtime, now: number, activeCalls: number): Promise<void> {
+  /**
+   * Puts the node back in rotation and ends its decision with NodeReturned; a dispatcher error is retried with backoff
+   * and alerted once (UndrainFailed).
+   */
+  private async returnToRotation(
+    rt: Runtime,
+    now: number,
+    reason: string,
+    details: Record<string, unknown>,
+  ): Promise<void> {
     const change = await this.setDisabled(rt, false);
-    if (!change.ok) {
-      rt.failures++;
-      rt.retryAt = now + this.timeouts.lifecycleRetryMs * 2 ** Math.min(rt.failures - 1, 4);
+    if (change.ok) {
+      const decisionId = rt.record.decisionId;
+      this.toActive(rt, now, reason, decisionId);
+      await this.store.putNode(rt.record);
+      await this.audit(rt, 'NodeReturned', rt.decisionActor, reason, decisionId, {
+        ...details,
+        alreadyActive: change.already,
+      });
       return;
     }
-    const decisionId = rt.record.decisionId;
-    const reason = `drain timeout with ${activeCalls} calls up and the risk back to normal: returned without a restart`;
-    this.toActive(rt, now, reason, decisionId);
-    await this.store.putNode(rt.record);
-    await this.audit(rt, 'NodeReturned', rt.decisionActor, reason, decisionId, {
-      restarted: false,
-      activeCalls,
-      drainMs: this.timeouts.drainMs,
-      alreadyActive: change.already,
-    });
+    await this.retryAfterDispatcherError(rt, now, 'UndrainFailed', change);
   }
 
   private toActive(rt: Runtime, now: number, reason: string, decisionId: string | null): void {

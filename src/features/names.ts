@@ -1,4 +1,4 @@
-import { METRIC_NAMES, METRICS, type MetricName } from '../messages.js';
+import { isMetricName, METRIC_NAMES, METRICS, type MetricName } from '../messages.js';
 
 /**
  * The feature vocabulary. FEATURE_NAMES is ordered and append-only in spirit: the model maps vectors to tensors in
@@ -91,6 +91,32 @@ export const Z_SIGNALS: readonly ZSignal[] = [
 ];
 
 /** z-scores are clamped to this magnitude so that one absurd value cannot dominate everything downstream. */
+/**
+ * The `.count` feature of the latency a feature is computed from (its percentiles are carried forward through windows
+ * without measurements, which are not evidence), or null when the source is not a latency.
+ */
+export function latencyCountOf(source: string): string | null {
+  const metric = source.slice(0, source.lastIndexOf('.'));
+  return isMetricName(metric) && METRICS[metric].kind === 'latency' ? `${metric}.count` : null;
+}
+
+/** The `.count` feature behind each Z signal whose source is a latency percentile. */
+export const Z_SIGNAL_COUNT: ReadonlyMap<string, string> = new Map(
+  Z_SIGNALS.flatMap((s) => {
+    const count = latencyCountOf(s.source);
+    return count === null ? [] : [[s.name, count] as const];
+  }),
+);
+
+/**
+ * Packet-path Z signals. Loss on one node's own path moves them together; a single-node stall moves none of them, and a
+ * network blip moves them on every node (no peer evidence). When at least PACKET_CORROBORATION of them stand out at
+ * once, the scorers let the evidence act after a shorter persistence: a retransmission storm can fail calls within
+ * 100 s of its first symptom, too soon for the general persistence plus the action layer's hysteresis.
+ */
+export const PACKET_SIGNALS: readonly string[] = ['loss_pct', 'jitter_p95', 'retrans_rate'];
+export const PACKET_CORROBORATION = 2;
+
 export const Z_LIMIT = 50;
 
 export const FEATURE_NAMES: readonly string[] = [

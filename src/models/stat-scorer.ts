@@ -1,6 +1,6 @@
 import { ForesightError } from '../errors.js';
-import { Z_SIGNALS } from '../features/names.js';
-import { type FeatureVector, isMetricName, METRICS, type NodeScore, type ScoreContribution } from '../messages.js';
+import { latencyCountOf, PACKET_CORROBORATION, PACKET_SIGNALS, Z_SIGNALS } from '../features/names.js';
+import type { FeatureVector, NodeScore, ScoreContribution } from '../messages.js';
 import { activeCallsOf, isUp, type Scorer, unobservedScore } from './scorer.js';
 import { DEFAULT_TREND_LIMITS, forecastExhaustion, type TrendLimits } from './trend.js';
 
@@ -86,14 +86,7 @@ const STREAK_DECAY = 2;
  */
 const STREAK_HEADROOM = 2 * STREAK_DECAY;
 
-/**
- * Packet-path signals. Loss on one node's own path moves them together; a single-node stall moves none of them, and a
- * network blip moves them on every node (no peer evidence). So when at least PACKET_CORROBORATION of them stand out
- * together, evidence needs to persist only PACKET_PERSIST_WINDOWS: a retransmission storm can fail calls within
- * 100 s of its first symptom, too soon for the general persistence plus the action layer's hysteresis.
- */
-const PACKET_SIGNALS: readonly string[] = ['loss_pct', 'jitter_p95', 'retrans_rate'];
-const PACKET_CORROBORATION = 2;
+/** Windows corroborated packet-path evidence (PACKET_SIGNALS) must persist. */
 const PACKET_PERSIST_WINDOWS = 2;
 
 /** Window level of the taskprocessor queue whose shape tells a backlog from a pair of hiccups. */
@@ -123,13 +116,6 @@ export function queueGrowsSteadily(levels: readonly number[]): boolean {
   const first = levels[0]!;
   const last = levels[levels.length - 1]!;
   return rises >= levels.length - 2 && last - first >= Math.max(GROWTH_MIN_TASKS, GROWTH_MIN_FRACTION * first);
-}
-
-/** Latency percentile features are carried forward through windows without measurements; those are not evidence. */
-function countFeatureOf(source: string): string | null {
-  const cut = source.lastIndexOf('.');
-  const metric = source.slice(0, cut);
-  return isMetricName(metric) && METRICS[metric].kind === 'latency' ? `${metric}.count` : null;
 }
 
 /** Logit units a trend gains per e-fold shortening of its time to failure. */
@@ -238,7 +224,7 @@ export class StatScorer implements Scorer {
       source: s.source,
       weight: finite(weights[s.name]),
       level: s.level,
-      countFeature: countFeatureOf(s.source),
+      countFeature: latencyCountOf(s.source),
       stall: STALL_SIGNALS.has(s.name),
     }));
   }

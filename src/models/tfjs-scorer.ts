@@ -1,5 +1,5 @@
-import { Z_SIGNALS } from '../features/names.js';
-import { type FeatureVector, isMetricName, METRICS, type NodeScore, type ScoreContribution } from '../messages.js';
+import { PACKET_CORROBORATION, PACKET_SIGNALS, Z_SIGNAL_COUNT } from '../features/names.js';
+import type { FeatureVector, NodeScore, ScoreContribution } from '../messages.js';
 import type { ModelArtefact, ModelManifest } from './artefact.js';
 import { AutoencoderRunner } from './autoencoder-runner.js';
 import { riskFromError } from './calibration.js';
@@ -48,14 +48,7 @@ const MAX_TRACKED_NODES = 100_000;
 /** A gap of more than this many windows in a node's history restarts its persistence. */
 const MAX_GAP_WINDOWS = 3;
 
-/**
- * Packet-path levels. Loss on one node's own path moves them together; a single-node stall moves none of them and a
- * network blip moves them on every node (no peer evidence). An elevated anomaly with at least PACKET_CORROBORATION of
- * them standing out needs to last only `packetPersistS`: a retransmission storm can fail calls within 100 s of its
- * first symptom, too soon for the general persistence plus the action layer's hysteresis.
- */
-const PACKET_LEVELS: readonly string[] = ['loss_pct', 'jitter_p95', 'retrans_rate'];
-const PACKET_CORROBORATION = 2;
+/** Evidence kind of corroborated packet-path levels (PACKET_SIGNALS); it must last only `packetPersistS`. */
 const PACKET = 'packet';
 export const DEFAULT_PACKET_PERSIST_S = 20;
 
@@ -140,8 +133,6 @@ export class TfjsScorer implements Scorer {
   private keep = new Float32Array(0);
   private readonly missing: MissingGroup[];
   private readonly centre: Float64Array;
-  /** Per level signal: the `.count` feature that says whether it was measured in the window, if it is a latency. */
-  private readonly levelCount: Map<string, string>;
 
   constructor(artefact: Pick<ModelArtefact, 'manifest' | 'model' | 'tf'>, options: TfjsScorerOptions = {}) {
     this.manifest = artefact.manifest;
@@ -162,11 +153,6 @@ export class TfjsScorer implements Scorer {
     this.sustainedGain = options.sustainedGain ?? SUSTAINED_GAIN;
     this.missing = missingGroups(this.features);
     this.centre = centreValues(this.manifest.normalisation);
-    this.levelCount = new Map();
-    for (const s of Z_SIGNALS) {
-      const metric = s.source.slice(0, s.source.lastIndexOf('.'));
-      if (isMetricName(metric) && METRICS[metric].kind === 'latency') this.levelCount.set(s.name, `${metric}.count`);
-    }
   }
 
   score(vectors: readonly FeatureVector[]): NodeScore[] {
@@ -248,7 +234,7 @@ export class TfjsScorer implements Scorer {
       active.push(fc.kind);
     }
     let packetSignals = 0;
-    for (const level of PACKET_LEVELS) if (this.standsOut(f, level, peersOk)) packetSignals++;
+    for (const level of PACKET_SIGNALS) if (this.standsOut(f, level, peersOk)) packetSignals++;
     if (packetSignals >= PACKET_CORROBORATION && err >= this.elevatedError) active.push(PACKET);
     const since = this.track(v, active);
 
@@ -303,7 +289,7 @@ export class TfjsScorer implements Scorer {
   /** Own and peer z (own alone without peers) of a level signal at LEVEL_Z or more, measured in this window. */
   private standsOut(f: Readonly<Record<string, number>>, level: string, peersOk: boolean): boolean {
     // A latency carried through a window without measurements is not a level that stands out.
-    const count = this.levelCount.get(level);
+    const count = Z_SIGNAL_COUNT.get(level);
     if (count !== undefined && !(finite(f[count]) > 0)) return false;
     const own = finite(f[`z.self.${level}`]);
     const peer = peersOk ? finite(f[`z.peer.${level}`]) : own;

@@ -219,6 +219,30 @@ describe('TfjsScorer persistence', () => {
     expect(s!.explanation.some((e) => /rtcp|retrans/.test(e.feature))).toBe(true);
   }, 60_000);
 
+  it('lets corroborated packet-path evidence act after packetPersistS instead of persistS', () => {
+    const { vectors } = simulate(30);
+    const base = vectors.filter((v) => v.observed).at(-1)!;
+    // Loss, jitter and retransmissions all off the charts, window after window.
+    const storm = (i: number): FeatureVector => ({
+      ...base,
+      windowStart: base.windowEnd + i * 10_000,
+      windowEnd: base.windowEnd + (i + 1) * 10_000,
+      features: Object.fromEntries(
+        FEATURE_NAMES.map((n) => [n, /rtcp|retrans|loss|jitter/.test(n) ? 1e6 : base.features[n]!]),
+      ),
+    });
+    const risks = (options: TfjsScorerOptions) => {
+      const scorer = new TfjsScorer(artefact, options);
+      return Array.from({ length: 5 }, (_, i) => scorer.score([storm(i)])[0]!.risk);
+    };
+    const shortcut = risks({});
+    const without = risks({ packetPersistS: 60 });
+    expect(shortcut[0]).toBeLessThanOrEqual(UNSUSTAINED_CAP + 1e-9);
+    // More than 20 s after the first window: the shortcut has acted, the general persistence (60 s) not yet.
+    expect(shortcut[3]).toBeGreaterThan(0.8);
+    expect(without[3]).toBeLessThanOrEqual(UNSUSTAINED_CAP + 1e-9);
+  }, 60_000);
+
   it('gives the same score when a window is scored twice (a retry), and survives older windows', () => {
     const { vectors } = simulate(30);
     const scorer = new TfjsScorer(artefact);

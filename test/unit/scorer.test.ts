@@ -24,6 +24,11 @@ function vector(features: Record<string, number>, observed = true): FeatureVecto
   };
 }
 
+/** Window `i` (10 s each from T0) of node n1 with `features`. */
+function windowAt(i: number, features: Record<string, number>): FeatureVector {
+  return { ...vector(features), windowStart: T0 + i * 10_000, windowEnd: T0 + (i + 1) * 10_000 };
+}
+
 /** A scorer that returns whatever it is told, to exercise the contract wrapper. */
 function fixed(patch: Partial<NodeScore>): Scorer {
   return {
@@ -227,7 +232,7 @@ describe('StatScorer', () => {
           [`z.self.${signal}`]: hot ? 40 : 0,
           [`z.peer.${signal}`]: hot ? 40 : 0,
         };
-        const v = { ...vector(features), windowStart: T0 + i * 10_000, windowEnd: T0 + (i + 1) * 10_000 };
+        const v = windowAt(i, features);
         risks.push(scorer.score([v])[0]!.risk);
       }
       return risks;
@@ -261,7 +266,7 @@ describe('StatScorer', () => {
           'z.self.cpu_pct': hot ? 8 : 0,
           'z.peer.cpu_pct': hot ? 8 : 0,
         };
-        const v = { ...vector(features), windowStart: T0 + i * 10_000, windowEnd: T0 + (i + 1) * 10_000 };
+        const v = windowAt(i, features);
         risks.push(scorer.score([v])[0]!.risk);
       }
       return risks;
@@ -276,49 +281,31 @@ describe('StatScorer', () => {
   });
 
   it('acts after 3 windows on corroborated packet-path evidence, after 7 on a single packet signal', () => {
-    const run = (signals: string[]) => {
+    /** Index of the first window above 0.5 with `signals` standing out (own and peer z 40). */
+    const firstAction = (signals: string[], jitterCount = 30) => {
       const scorer = new StatScorer();
-      const risks: number[] = [];
       for (let i = 0; i < 12; i++) {
-        const features: Record<string, number> = { 'peers.observed': 3, 'rtcp.jitter_ms.count': 30 };
+        const features: Record<string, number> = { 'peers.observed': 3, 'rtcp.jitter_ms.count': jitterCount };
         for (const name of signals) {
           features[`z.self.${name}`] = 40;
           features[`z.peer.${name}`] = 40;
         }
-        const v = { ...vector(features), windowStart: T0 + i * 10_000, windowEnd: T0 + (i + 1) * 10_000 };
-        risks.push(scorer.score([v])[0]!.risk);
+        if (scorer.score([windowAt(i, features)])[0]!.risk > 0.5) return i;
       }
-      return risks.findIndex((r) => r > 0.5);
+      return -1;
     };
-    expect(run(['loss_pct', 'retrans_rate'])).toBe(2);
-    expect(run(['loss_pct', 'jitter_p95'])).toBe(2);
-    expect(run(['loss_pct'])).toBe(6);
+    expect(firstAction(['loss_pct', 'retrans_rate'])).toBe(2);
+    expect(firstAction(['loss_pct', 'jitter_p95'])).toBe(2);
+    expect(firstAction(['loss_pct'])).toBe(6);
     // A jitter percentile carried through a window without RTCP reports is no corroboration.
-    const carried = new StatScorer();
-    const risks: number[] = [];
-    for (let i = 0; i < 12; i++) {
-      const features = {
-        'peers.observed': 3,
-        'rtcp.jitter_ms.count': 0,
-        'z.self.loss_pct': 40,
-        'z.peer.loss_pct': 40,
-        'z.self.jitter_p95': 40,
-        'z.peer.jitter_p95': 40,
-      };
-      const v = { ...vector(features), windowStart: T0 + i * 10_000, windowEnd: T0 + (i + 1) * 10_000 };
-      risks.push(carried.score([v])[0]!.risk);
-    }
-    expect(risks.findIndex((r) => r > 0.5)).toBe(6);
+    expect(firstAction(['loss_pct', 'jitter_p95'], 0)).toBe(6);
   });
 
   it('forgets a long streak within a few quiet minutes: a hiccup after a long failure is not acted on at once', () => {
     const scorer = new StatScorer();
     const risks: number[] = [];
-    const window = (i: number, features: Record<string, number>) => ({
-      ...vector({ 'peers.observed': 3, 'db.query_ms.count': 20, ...features }),
-      windowStart: T0 + i * 10_000,
-      windowEnd: T0 + (i + 1) * 10_000,
-    });
+    const window = (i: number, features: Record<string, number>) =>
+      windowAt(i, { 'peers.observed': 3, 'db.query_ms.count': 20, ...features });
     let i = 0;
     // 15 min of a failing DB, then 5 quiet minutes (the restart), then a 60 s stall of the queue alone.
     for (; i < 90; i++) scorer.score([window(i, { 'z.self.db_query_p95': 40, 'z.peer.db_query_p95': 40 })]);
@@ -347,7 +334,7 @@ describe('StatScorer', () => {
           'z.self.cpu_pct': hot ? 8 : 0,
           'z.peer.cpu_pct': hot ? 8 : 0,
         };
-        const v = { ...vector(features), windowStart: T0 + i * 10_000, windowEnd: T0 + (i + 1) * 10_000 };
+        const v = windowAt(i, features);
         risks.push(scorer.score([v])[0]!.risk);
       }
       return risks;
@@ -373,7 +360,7 @@ describe('StatScorer', () => {
         'z.self.max_queue': 40,
         'z.peer.max_queue': 40,
       };
-      return slow.score([{ ...vector(f), windowStart: T0 + i * 10_000, windowEnd: T0 + (i + 1) * 10_000 }])[0]!.risk;
+      return slow.score([windowAt(i, f)])[0]!.risk;
     });
     expect(firstAbove(slowRisks)).toBe(12);
   });
