@@ -11,15 +11,19 @@ export interface Scorer {
   score(vectors: readonly FeatureVector[]): NodeScore[];
 }
 
+/** Features every scorer reads: whether the node answered, and its active channels, at window end. */
+export const UP_FEATURE = 'node.up.last';
+export const CALLS_FEATURE = 'channels.active.last';
+
 /** Active channels at window end, read from the vector (0 when missing or odd). */
 export function activeCallsOf(v: FeatureVector): number {
-  const calls = v.features['channels.active.last'];
+  const calls = v.features[CALLS_FEATURE];
   return typeof calls === 'number' && Number.isFinite(calls) && calls > 0 ? calls : 0;
 }
 
 /** Whether the node answered at window end: only an observed node reporting node.up >= 0.5 counts as up. */
 export function isUp(v: FeatureVector): boolean {
-  const up = v.features['node.up.last'];
+  const up = v.features[UP_FEATURE];
   return v.observed && typeof up === 'number' && up >= 0.5;
 }
 

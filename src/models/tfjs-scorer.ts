@@ -4,9 +4,9 @@ import type { ModelArtefact, ModelManifest } from './artefact.js';
 import { AutoencoderRunner } from './autoencoder-runner.js';
 import { riskFromError } from './calibration.js';
 import { centreValues, type MissingGroup, maskMissing, missingGroups } from './missing-mask.js';
-import { activeCallsOf, isUp, type Scorer, unobservedScore } from './scorer.js';
+import { CALLS_FEATURE, type Scorer, UP_FEATURE, unobservedScore } from './scorer.js';
 import type { Tf } from './tf-backend.js';
-import { forecastExhaustion } from './trend.js';
+import { forecastFromInputs, TREND_INPUTS } from './trend.js';
 
 type LayersModel = import('@tensorflow/tfjs').LayersModel;
 
@@ -65,6 +65,24 @@ function clamp(x: number, lo: number, hi: number): number {
 
 function sigmoid(x: number): number {
   return 1 / (1 + Math.exp(-x));
+}
+
+/**
+ * Where the scorer reads one feature of a window: its column in the row already read for the network, or, for a
+ * feature the model has no column for, the vector itself. Names are built once: a key made per lookup costs more than
+ * the lookup.
+ */
+interface FeatureSlot {
+  name: string;
+  col: number;
+}
+
+/** The features a level check reads (standsOut). */
+interface LevelSlots {
+  /** The latency count behind the level, when it is a latency percentile. */
+  count: FeatureSlot | null;
+  self: FeatureSlot;
+  peer: FeatureSlot;
 }
 
 /** Shared empty value, never written to: most windows of most nodes have no evidence at all. */
@@ -129,10 +147,18 @@ export class TfjsScorer implements Scorer {
   private readonly sustainedGain: number;
   private readonly nodes = new Map<string, Persistence>();
   private raw = new Float64Array(0);
-  private input = new Float32Array(0);
   private keep = new Float32Array(0);
   private readonly missing: MissingGroup[];
   private readonly centre: Float64Array;
+  private readonly columns: ReadonlyMap<string, number>;
+  private readonly levelSlots = new Map<string, LevelSlots>();
+  private readonly upSlot: FeatureSlot;
+  private readonly callsSlot: FeatureSlot;
+  private readonly peersSlot: FeatureSlot;
+  private readonly peerZNames = new Map<string, string>();
+  private readonly trendSlots: FeatureSlot[];
+  /** TREND_INPUTS of each row, read before masking (a forecast reads the carried level, as the stat scorer does). */
+  private trendInputs = new Float64Array(0);
 
   constructor(artefact: Pick<ModelArtefact, 'manifest' | 'model' | 'tf'>, options: TfjsScorerOptions = {}) {
     this.manifest = artefact.manifest;
@@ -153,6 +179,43 @@ export class TfjsScorer implements Scorer {
     this.sustainedGain = options.sustainedGain ?? SUSTAINED_GAIN;
     this.missing = missingGroups(this.features);
     this.centre = centreValues(this.manifest.normalisation);
+    this.columns = new Map(this.features.map((name, col) => [name, col]));
+    this.upSlot = this.slot(UP_FEATURE);
+    this.callsSlot = this.slot(CALLS_FEATURE);
+    this.peersSlot = this.slot('peers.observed');
+    this.trendSlots = TREND_INPUTS.map((name) => this.slot(name));
+  }
+
+  private slot(name: string): FeatureSlot {
+    return { name, col: this.columns.get(name) ?? -1 };
+  }
+
+  /** A feature of row `rowAt` (read, non-finite as 0); masked columns read their centre, see standsOut. */
+  private read(f: Readonly<Record<string, number>>, rowAt: number, slot: FeatureSlot): number {
+    return slot.col >= 0 ? this.raw[rowAt + slot.col]! : finite(f[slot.name]);
+  }
+
+  private levelSlotsOf(level: string): LevelSlots {
+    let slots = this.levelSlots.get(level);
+    if (slots === undefined) {
+      const count = Z_SIGNAL_COUNT.get(level);
+      slots = {
+        count: count === undefined ? null : this.slot(count),
+        self: this.slot(`z.self.${level}`),
+        peer: this.slot(`z.peer.${level}`),
+      };
+      this.levelSlots.set(level, slots);
+    }
+    return slots;
+  }
+
+  private peerZName(signal: string): string {
+    let name = this.peerZNames.get(signal);
+    if (name === undefined) {
+      name = `z.peer.${signal}`;
+      this.peerZNames.set(signal, name);
+    }
+    return name;
   }
 
   score(vectors: readonly FeatureVector[]): NodeScore[] {
@@ -162,20 +225,23 @@ export class TfjsScorer implements Scorer {
     const n = observed.length;
     if (this.raw.length < n * cols) {
       this.raw = new Float64Array(n * cols);
-      this.input = new Float32Array(n * cols);
       this.keep = new Float32Array(n * cols);
+      this.trendInputs = new Float64Array(n * TREND_INPUTS.length);
     }
     const { raw, features } = this;
-    const input = this.input.subarray(0, n * cols);
+    const trendSlots = this.trendSlots;
+    const trendWidth = trendSlots.length;
     for (let k = 0; k < n; k++) {
-      readRow(vectors[observed[k]!]!.features ?? {}, features, raw, k * cols);
+      const f = vectors[observed[k]!]!.features ?? {};
+      readRow(f, features, raw, k * cols);
+      for (let j = 0; j < trendWidth; j++)
+        this.trendInputs[k * trendWidth + j] = this.read(f, k * cols, trendSlots[j]!);
     }
     const masked = maskMissing(raw, n, cols, this.missing, this.centre, this.keep);
-    // Raw values go to the backend, which normalises them as training did (autoencoder-norm.ts normaliseRow).
-    for (let i = 0; i < n * cols; i++) input[i] = raw[i]!;
     const explainError = this.explainError;
+    // Raw values go to the backend, which normalises them as training did (autoencoder-norm.ts normaliseRow).
     const batch = this.runner.errorsFromRaw(
-      input,
+      raw,
       n,
       cols,
       (rowError) => {
@@ -197,9 +263,12 @@ export class TfjsScorer implements Scorer {
         out[i] = unobservedScore(v, this.name);
         continue;
       }
-      let cellsAt = -1;
-      if (explained < batch.rows.length && batch.rows[explained] === k) cellsAt = explained++ * cols;
-      out[i] = this.combine(v, batch.rowError[k]!, batch.cells, cellsAt, k * cols);
+      let explain = false;
+      if (explained < batch.rows.length && batch.rows[explained] === k) {
+        explain = true;
+        explained++;
+      }
+      out[i] = this.combine(v, batch.rowError[k]!, explain ? batch.cells : null, k);
       k++;
     }
     return out;
@@ -210,17 +279,21 @@ export class TfjsScorer implements Scorer {
     this.nodes.clear();
   }
 
-  private combine(v: FeatureVector, err: number, cells: Float32Array, cellsAt: number, rawAt: number): NodeScore {
-    if (!isUp(v)) {
+  /** Row `row` of the batch; `cells` when it is to be explained. */
+  private combine(v: FeatureVector, err: number, cells: Float32Array | null, row: number): NodeScore {
+    const rowAt = row * this.features.length;
+    const f = v.features ?? {};
+    const calls = this.read(f, rowAt, this.callsSlot);
+    const activeCalls = Math.max(calls, 0);
+    if (!(this.read(f, rowAt, this.upSlot) >= 0.5)) {
       // A node reporting itself down has already failed: that is for probing and the restart to handle, and its
       // windows (never in training) say nothing about a failure to come. No evidence, and no persistence carried.
       this.track(v, []);
-      return { ...unobservedScore(v, this.name), observed: true, activeCalls: activeCallsOf(v) };
+      return { ...unobservedScore(v, this.name), observed: true, activeCalls };
     }
     const cal = this.manifest.calibration;
-    const f = v.features ?? {};
-    const peersOk = finite(f['peers.observed']) >= 2;
-    const forecasts = forecastExhaustion(f, this.manifest.trend.limits);
+    const peersOk = this.read(f, rowAt, this.peersSlot) >= 2;
+    const forecasts = forecastFromInputs(this.trendInputs, row * TREND_INPUTS.length, this.manifest.trend.limits);
 
     // Evidence that must persist: an elevated anomaly, and each fast trend whose level stands out.
     const active: string[] = [];
@@ -229,12 +302,12 @@ export class TfjsScorer implements Scorer {
       if (SELF_SUFFICIENT.has(fc.kind) || fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
       const level = fc.levelSignal ?? null;
       if (level !== null) {
-        if (!this.standsOut(f, level, peersOk)) continue;
+        if (!this.standsOut(f, rowAt, level, peersOk)) continue;
       } else if (err < this.corroborateError) continue;
       active.push(fc.kind);
     }
     let packetSignals = 0;
-    for (const level of PACKET_SIGNALS) if (this.standsOut(f, level, peersOk)) packetSignals++;
+    for (const level of PACKET_SIGNALS) if (this.standsOut(f, rowAt, level, peersOk)) packetSignals++;
     if (packetSignals >= PACKET_CORROBORATION && err >= this.elevatedError) active.push(PACKET);
     const since = this.track(v, active);
 
@@ -245,14 +318,14 @@ export class TfjsScorer implements Scorer {
     if (anomalyHeld && err >= cal.threshold) {
       anomaly = sigmoid(cal.steepness * (Math.log(err) - Math.log(cal.threshold)) + this.sustainedGain);
     } else if (anomaly > UNSUSTAINED_CAP && !anomalyHeld) anomaly = UNSUSTAINED_CAP;
-    const contributions: ScoreContribution[] = cellsAt >= 0 ? this.explainCells(cells, cellsAt, rawAt, anomaly) : [];
+    const contributions: ScoreContribution[] = cells !== null ? this.explainCells(cells, rowAt, anomaly) : [];
 
     let trendLogit = Number.NEGATIVE_INFINITY;
     let timeToFailureS: number | null = null;
     for (const fc of forecasts) {
       if (fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
       if (!SELF_SUFFICIENT.has(fc.kind) && !this.held(since, v, fc.kind, this.persistMs)) continue;
-      const gate = peersOk ? clamp((finite(f[`z.peer.${fc.peerSignal}`]) - 2) / 2, 0, 1) : 1;
+      const gate = peersOk ? clamp((finite(f[this.peerZName(fc.peerSignal)]) - 2) / 2, 0, 1) : 1;
       if (gate <= 0) continue;
       timeToFailureS = timeToFailureS === null ? fc.timeToLimitS : Math.min(timeToFailureS, fc.timeToLimitS);
       const start = (fc.horizonS ?? this.manifest.trend.horizonS) * Math.exp(-TREND_BIAS / TREND_GAIN);
@@ -275,8 +348,8 @@ export class TfjsScorer implements Scorer {
       explanation: contributions,
       scorer: this.name,
       observed: true,
-      activeCalls: activeCallsOf(v),
-      up: isUp(v),
+      activeCalls,
+      up: true,
     };
   }
 
@@ -287,17 +360,18 @@ export class TfjsScorer implements Scorer {
   }
 
   /** Own and peer z (own alone without peers) of a level signal at LEVEL_Z or more, measured in this window. */
-  private standsOut(f: Readonly<Record<string, number>>, level: string, peersOk: boolean): boolean {
-    // A latency carried through a window without measurements is not a level that stands out.
-    const count = Z_SIGNAL_COUNT.get(level);
-    if (count !== undefined && !(finite(f[count]) > 0)) return false;
-    const own = finite(f[`z.self.${level}`]);
-    const peer = peersOk ? finite(f[`z.peer.${level}`]) : own;
+  private standsOut(f: Readonly<Record<string, number>>, rowAt: number, level: string, peersOk: boolean): boolean {
+    const slots = this.levelSlotsOf(level);
+    // A latency carried through a window without measurements is not a level that stands out. (Only then does the
+    // row hold the centre instead of the z-scores: missing-mask.ts masks a latency's columns when its count is 0.)
+    if (slots.count !== null && !(this.read(f, rowAt, slots.count) > 0)) return false;
+    const own = this.read(f, rowAt, slots.self);
+    const peer = peersOk ? this.read(f, rowAt, slots.peer) : own;
     return Math.min(own, peer) >= LEVEL_Z;
   }
 
   /** Top features by squared error, found without sorting the whole row; weights in anomaly-risk units. */
-  private explainCells(cells: Float32Array, at: number, rawAt: number, anomaly: number): ScoreContribution[] {
+  private explainCells(cells: Float32Array, at: number, anomaly: number): ScoreContribution[] {
     const cols = this.features.length;
     let sum = 0;
     for (let c = 0; c < cols; c++) sum += cells[at + c]!;
@@ -316,7 +390,7 @@ export class TfjsScorer implements Scorer {
     for (const c of top) {
       const weight = (cells[at + c]! / sum) * anomaly;
       if (weight > 0 && Number.isFinite(weight)) {
-        out.push({ feature: this.features[c]!, weight, value: this.raw[rawAt + c]! });
+        out.push({ feature: this.features[c]!, weight, value: this.raw[at + c]! });
       }
     }
     return out;

@@ -112,18 +112,36 @@ export function timeToLimitS(level: number, slopePerMin: number, limit: number, 
   return Number.isFinite(seconds) ? seconds : null;
 }
 
+/** The features forecasts read, in this order: each kind's level, then its slope. */
+export const TREND_INPUTS: readonly string[] = SPECS.flatMap((spec) => [spec.levelFeature, spec.slopeFeature]);
+
 /** Every growing resource of one vector with its forecast, soonest first. */
 export function forecastExhaustion(
   features: Readonly<Record<string, number>>,
   limits: Readonly<TrendLimits> = DEFAULT_TREND_LIMITS,
-): Forecast[] {
-  const out: Forecast[] = [];
-  for (const spec of SPECS) {
-    const level = features[spec.levelFeature] ?? 0;
-    const slope = features[spec.slopeFeature] ?? 0;
+): readonly Forecast[] {
+  const inputs = TREND_INPUTS.map((name) => features[name] ?? 0);
+  return forecastFromInputs(inputs, 0, limits);
+}
+
+/**
+ * As forecastExhaustion, from the TREND_INPUTS values at `at` in `inputs` (a scorer reads them with the rest of a
+ * window's row, which is much cheaper than looking each one up by name).
+ */
+export function forecastFromInputs(
+  inputs: ArrayLike<number>,
+  at: number,
+  limits: Readonly<TrendLimits> = DEFAULT_TREND_LIMITS,
+): readonly Forecast[] {
+  let out: Forecast[] | null = null;
+  for (let i = 0; i < SPECS.length; i++) {
+    const spec = SPECS[i]!;
+    const level = inputs[at + 2 * i]!;
+    const slope = inputs[at + 2 * i + 1]!;
     const limit = limits[spec.limit];
     const ttl = timeToLimitS(level, slope, limit, spec.minSlopePerMin);
     if (ttl === null) continue;
+    out ??= [];
     out.push({
       kind: spec.kind,
       levelFeature: spec.levelFeature,
@@ -137,5 +155,8 @@ export function forecastExhaustion(
       horizonS: spec.horizonS,
     });
   }
-  return out.sort((a, b) => a.timeToLimitS - b.timeToLimitS);
+  return out === null ? NO_FORECASTS : out.sort((a, b) => a.timeToLimitS - b.timeToLimitS);
 }
+
+/** Shared result when nothing grows (most windows); frozen, as callers get it by reference. */
+const NO_FORECASTS: readonly Forecast[] = Object.freeze([]);

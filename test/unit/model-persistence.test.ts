@@ -102,9 +102,9 @@ describe('AutoencoderRunner', () => {
     const got = runner.errors(x, n, cols, () => pick);
     for (let r = 0; r < n; r++) expect(got.rowError[r]).toBeCloseTo(expected[r]!, 4);
     expect(Array.from(got.rows)).toEqual([0, 5, 36]);
-    pick.forEach((r, k) => {
-      for (let c = 0; c < cols; c++) expect(got.cells[k * cols + c]).toBeCloseTo(cells[r * cols + c]!, 4);
-    });
+    for (const r of pick) {
+      for (let c = 0; c < cols; c++) expect(got.cells[r * cols + c]).toBeCloseTo(cells[r * cols + c]!, 4);
+    }
     runner.dispose();
     model.dispose();
   });
