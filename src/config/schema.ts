@@ -130,7 +130,7 @@ export const ConfigSchema = T.Object(
     ),
     model: T.Object(
       {
-        kind: T.Union([T.Literal('stat'), T.Literal('tfjs')], { default: 'stat' }),
+        kind: T.Union([T.Literal('stat'), T.Literal('tfjs')], { default: 'tfjs' }),
         /** Directory of a model artefact (models/default by default). */
         path: T.String({ default: 'models/default' }),
       },

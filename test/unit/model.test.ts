@@ -3,13 +3,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
 import { ForesightError } from '../../src/errors.js';
 import { FEATURE_NAMES } from '../../src/features/names.js';
 import { SimulatedCluster } from '../../src/ingest/simulator/index.js';
+import { silentLogger } from '../../src/log.js';
 import type { FeatureVector } from '../../src/messages.js';
 import { loadModelArtefact, type ModelArtefact, sha256Hex, validateManifest } from '../../src/models/artefact.js';
 import { buildAutoencoder, trainAutoencoder } from '../../src/models/autoencoder.js';
 import { buildCalibration, riskFromError } from '../../src/models/calibration.js';
+import { createScorerWithInfo } from '../../src/models/factory.js';
 import { enforceScoreContract } from '../../src/models/scorer.js';
 import { loadTf } from '../../src/models/tf-backend.js';
 import { TfjsScorer } from '../../src/models/tfjs-scorer.js';
@@ -100,6 +103,27 @@ describe('model artefact', () => {
     expect(a.manifest.features).toEqual([...FEATURE_NAMES]);
     expect(a.manifest.training.dataDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(a.manifest.evaluation).not.toBeNull();
+  });
+
+  it('is what the default configuration scores with: the shipped TF.js model, wherever the process runs', async () => {
+    const config = loadConfig(undefined, {});
+    const elsewhere = process.cwd();
+    process.chdir(tmpdir());
+    try {
+      const { scorer, info } = await createScorerWithInfo(config, silentLogger());
+      expect(info.kind).toBe('tfjs');
+      expect(info.features).toBe(FEATURE_NAMES.length);
+      const sim = new SimulatedCluster({ seed: 4, nodes: 3 });
+      const c = new WindowCollector({
+        keepVectors: true,
+        extractor: { nodes: sim.nodeIds.map((nodeId) => ({ nodeId, setId: 1 })) },
+      });
+      collectFromSimulator(sim, 5 * 60_000, c);
+      const scores = await scorer.score(c.vectors.slice(-3));
+      expect(scores.map((s) => s.scorer)).toEqual(Array(3).fill(info.version));
+    } finally {
+      process.chdir(elsewhere);
+    }
   });
 
   it('refuses a manifest whose feature list differs, naming the difference', async () => {
