@@ -130,7 +130,7 @@ export const ConfigSchema = T.Object(
     ),
     model: T.Object(
       {
-        kind: T.Union([T.Literal('stat'), T.Literal('tfjs')], { default: 'tfjs' }),
+        kind: T.Union([T.Literal('stat'), T.Literal('tfjs')], { default: 'stat' }),
         /** Directory of a model artefact (models/default by default). */
         path: T.String({ default: 'models/default' }),
       },

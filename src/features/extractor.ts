@@ -227,6 +227,8 @@ function positiveInt(name: string, value: number | undefined, fallback: number, 
   return v;
 }
 
+/** Feature window length when none is configured (also the config's default). */
+export const DEFAULT_WINDOW_MS = 10_000;
 const MAX_REJECT_BUFFER = 10_000;
 
 /**
@@ -263,7 +265,7 @@ export class FeatureExtractor {
   private readonly counts: ExtractorStats;
 
   constructor(options: FeatureExtractorOptions = {}) {
-    this.windowMs = positiveInt('windowMs', options.windowMs, 10_000);
+    this.windowMs = positiveInt('windowMs', options.windowMs, DEFAULT_WINDOW_MS);
     this.latenessMs = positiveInt('allowedLatenessMs', options.allowedLatenessMs, 2000, 0);
     this.futureSkewMs = positiveInt('maxFutureSkewMs', options.maxFutureSkewMs, 300_000, 0);
     this.baselineWindows = positiveInt('baselineWindows', options.baselineWindows, 60, 2);

@@ -30,6 +30,12 @@ export interface ModelManifest {
   name: string;
   /** Must equal FEATURE_NAMES, in order. */
   features: string[];
+  /**
+   * Feature window length the model was trained on, ms: counts, rates and percentiles of a 1 s window are not those of
+   * a 10 s one, so a scorer refuses a model whose window differs from the pipeline's. Absent in artefacts from before
+   * it was recorded; those were all trained on DEFAULT_WINDOW_MS.
+   */
+  windowMs?: number;
   architecture: AutoencoderSpec & { activation: 'tanh' };
   normalisation: NormalisationStats;
   calibration: Calibration;
@@ -132,6 +138,8 @@ export function validateManifest(dir: string, m: unknown, features: readonly str
   if (man.architecture?.inputSize !== n)
     throw modelError(dir, `architecture input size ${man.architecture?.inputSize} is not ${n}`);
   if (typeof man.scorer !== 'string' || man.scorer.length === 0) throw modelError(dir, 'manifest has no scorer name');
+  if (man.windowMs !== undefined && !(Number.isInteger(man.windowMs) && man.windowMs > 0))
+    throw modelError(dir, `windowMs ${String(man.windowMs)} is not a positive integer`);
   if (
     !man.trend ||
     !(man.trend.horizonS > 0) ||

@@ -2,6 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ForesightConfig } from '../config/schema.js';
+import { ForesightError } from '../errors.js';
+import { DEFAULT_WINDOW_MS } from '../features/extractor.js';
 import type { Logger } from '../log.js';
 import { enforceScoreContract, type Scorer } from './scorer.js';
 import { StatScorer } from './stat-scorer.js';
@@ -27,7 +29,26 @@ export async function createScorerWithInfo(
   const threshold = config.actions.guardrails.riskThreshold;
   if (config.model.kind === 'tfjs') {
     const { loadTfjsScorer } = await import('./tfjs-factory.js');
-    const { scorer, manifest, backend } = await loadTfjsScorer(resolveModelPath(config.model.path), logger);
+    const path = resolveModelPath(config.model.path);
+    const { scorer, manifest, backend } = await loadTfjsScorer(path, logger);
+    const trainedWindowMs = manifest.windowMs ?? DEFAULT_WINDOW_MS;
+    if (trainedWindowMs !== config.features.windowMs) {
+      throw new ForesightError(
+        'FORESIGHT_ERR_MODEL',
+        `model ${path} was trained on ${trainedWindowMs / 1000} s feature windows, but features.windowMs is ` +
+          `${config.features.windowMs}: its counts and rates would not mean what they meant in training. Set ` +
+          `features.windowMs to ${trainedWindowMs}, or use model.kind: stat`,
+        { details: { path, trainedWindowMs, windowMs: config.features.windowMs } },
+      );
+    }
+    if (config.mode === 'sidecar' && manifest.training.source.startsWith('simulator')) {
+      // Measured on the real-stack test cluster: every healthy node at risk 0.97 within a minute (docs/model.md).
+      logger.warn(
+        { path, source: manifest.training.source },
+        'this model was trained on simulated telemetry and will not fit a real cluster: train one on this ' +
+          "cluster's recorded telemetry (foresight train) and check it with foresight replay before it drains anything",
+      );
+    }
     return {
       scorer: enforceScoreContract(scorer),
       info: {

@@ -1,6 +1,6 @@
 import type { Hash } from 'node:crypto';
 import { ForesightError } from '../errors.js';
-import { FeatureExtractor, type FeatureExtractorOptions } from '../features/extractor.js';
+import { DEFAULT_WINDOW_MS, FeatureExtractor, type FeatureExtractorOptions } from '../features/extractor.js';
 import { FEATURE_NAMES } from '../features/names.js';
 import type { SimulatedCluster } from '../ingest/simulator/cluster.js';
 import { type Logger, silentLogger } from '../log.js';
@@ -358,6 +358,8 @@ export interface TrainModelInput {
   name: string;
   source: string;
   dataDigest: string;
+  /** Feature window length of the rows, ms. Default DEFAULT_WINDOW_MS (what WindowCollector uses unless told). */
+  windowMs?: number;
   initSeed: number;
   shuffleSeed: number;
   /** Extra seeds recorded in the manifest (simulator seeds and such). */
@@ -448,6 +450,7 @@ export async function trainModel(input: TrainModelInput): Promise<TrainedModel> 
     scorer: AUTOENCODER_SCORER,
     name: input.name,
     features: [...FEATURE_NAMES],
+    windowMs: input.windowMs ?? DEFAULT_WINDOW_MS,
     architecture,
     normalisation,
     calibration,

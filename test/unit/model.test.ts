@@ -2,6 +2,7 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
+import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { ForesightError } from '../../src/errors.js';
@@ -105,8 +106,8 @@ describe('model artefact', () => {
     expect(a.manifest.evaluation).not.toBeNull();
   });
 
-  it('is what the default configuration scores with: the shipped TF.js model, wherever the process runs', async () => {
-    const config = loadConfig(undefined, {});
+  it('loads the shipped model for model.kind tfjs from any working directory, and scores with it', async () => {
+    const config = loadConfig(undefined, { FORESIGHT_MODEL__KIND: 'tfjs' });
     const elsewhere = process.cwd();
     process.chdir(tmpdir());
     try {
@@ -124,6 +125,31 @@ describe('model artefact', () => {
     } finally {
       process.chdir(elsewhere);
     }
+  });
+
+  it('warns a sidecar that the shipped model was trained on simulated telemetry, and the demo does not', async () => {
+    const warnings = async (mode: 'sidecar' | 'embedded') => {
+      const lines: string[] = [];
+      const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+      const config = { ...loadConfig(undefined, { FORESIGHT_MODEL__KIND: 'tfjs' }), mode };
+      await createScorerWithInfo(config, logger);
+      return lines.map((l) => JSON.parse(l) as { msg: string; source?: string });
+    };
+    const sidecar = await warnings('sidecar');
+    expect(sidecar).toHaveLength(1);
+    expect(sidecar[0]!.msg).toMatch(/trained on simulated telemetry.*foresight train/);
+    expect(sidecar[0]!.source).toMatch(/^simulator/);
+    expect(await warnings('embedded')).toEqual([]);
+  });
+
+  it('refuses a model trained on other feature windows than the pipeline uses, naming both', async () => {
+    const config = loadConfig(undefined, { FORESIGHT_MODEL__KIND: 'tfjs', FORESIGHT_FEATURES__WINDOW_MS: '1000' });
+    const err = await createScorerWithInfo(config, silentLogger()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ForesightError);
+    expect((err as ForesightError).code).toBe('FORESIGHT_ERR_MODEL');
+    expect((err as Error).message).toMatch(/trained on 10 s feature windows, but features.windowMs is 1000/);
+    const shipped = await loadModelArtefact(DEFAULT_MODEL);
+    expect(shipped.manifest.windowMs ?? 10_000).toBe(10_000);
   });
 
   it('refuses a manifest whose feature list differs, naming the difference', async () => {
