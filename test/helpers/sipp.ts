@@ -227,10 +227,18 @@ export function startUac(options: UacOptions): SippRun {
 
 /** INVITEs a backend received (first copy of each Call-ID; retransmissions are not new calls). */
 export function receivedInvites(messages: SippMessage[]): { callId: string; ts: number }[] {
+  return firstInvites(messages, 'received');
+}
+
+/** INVITEs a caller sent (first copy of each Call-ID). */
+export function sentInvites(messages: SippMessage[]): { callId: string; ts: number }[] {
+  return firstInvites(messages, 'sent');
+}
+
+function firstInvites(messages: SippMessage[], direction: SippMessage['direction']): { callId: string; ts: number }[] {
   const seen = new Map<string, number>();
   for (const m of messages) {
-    if (m.direction === 'received' && m.method === 'INVITE' && m.callId && !seen.has(m.callId))
-      seen.set(m.callId, m.ts);
+    if (m.direction === direction && m.method === 'INVITE' && m.callId && !seen.has(m.callId)) seen.set(m.callId, m.ts);
   }
   return [...seen].map(([callId, ts]) => ({ callId, ts }));
 }
