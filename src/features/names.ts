@@ -90,7 +90,6 @@ export const Z_SIGNALS: readonly ZSignal[] = [
   { name: 'retrans_slope', source: slopeFeature('retrans_rate'), scaleFloor: 0.5, relFloor: 0, level: false },
 ];
 
-/** z-scores are clamped to this magnitude so that one absurd value cannot dominate everything downstream. */
 /**
  * The `.count` feature of the latency a feature is computed from (its percentiles are carried forward through windows
  * without measurements, which are not evidence), or null when the source is not a latency.
@@ -117,6 +116,7 @@ export const Z_SIGNAL_COUNT: ReadonlyMap<string, string> = new Map(
 export const PACKET_SIGNALS: readonly string[] = ['loss_pct', 'jitter_p95', 'retrans_rate'];
 export const PACKET_CORROBORATION = 2;
 
+/** z-scores are clamped to this magnitude so that one absurd value cannot dominate everything downstream. */
 export const Z_LIMIT = 50;
 
 export const FEATURE_NAMES: readonly string[] = [

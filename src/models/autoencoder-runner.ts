@@ -89,14 +89,8 @@ export class AutoencoderRunner {
    * Scores `n` normalised rows (`input`, row-major, `cols` wide) in one pass. `explain` sees every row's mean squared
    * error and returns the rows whose per-cell errors are wanted (ascending); cells are read back only if there are any.
    */
-  errors(
-    input: Float32Array,
-    n: number,
-    cols: number,
-    explain?: (rowError: Float32Array) => Int32Array,
-    keep?: Float32Array,
-  ): BatchErrors {
-    return this.run(() => this.tf.tensor2d(input.subarray(0, n * cols), [n, cols]), n, explain, keep);
+  errors(input: Float32Array, n: number, cols: number, explain?: (rowError: Float32Array) => Int32Array): BatchErrors {
+    return this.run(() => this.tf.tensor2d(input.subarray(0, n * cols), [n, cols]), n, explain);
   }
 
   /**

@@ -252,7 +252,7 @@ export class StatScorer implements Scorer {
     hasEvidence: boolean,
     hasCoreEvidence: boolean,
     queueLevel: number,
-    packetCorroborated = false,
+    packetCorroborated: boolean,
   ): boolean {
     let st = this.streaks.get(v.nodeId);
     if (st === undefined) {
@@ -290,7 +290,7 @@ export class StatScorer implements Scorer {
 
   private scoreOne(v: FeatureVector): NodeScore {
     if (!v.observed) {
-      this.persisted(v, false, false, Number.NaN);
+      this.persisted(v, false, false, Number.NaN, false);
       return unobservedScore(v, this.name);
     }
     const f = v.features ?? {};

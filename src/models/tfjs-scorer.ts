@@ -155,7 +155,6 @@ export class TfjsScorer implements Scorer {
   private readonly upSlot: FeatureSlot;
   private readonly callsSlot: FeatureSlot;
   private readonly peersSlot: FeatureSlot;
-  private readonly peerZNames = new Map<string, string>();
   private readonly trendSlots: FeatureSlot[];
   /** TREND_INPUTS of each row, read before masking (a forecast reads the carried level, as the stat scorer does). */
   private trendInputs = new Float64Array(0);
@@ -209,15 +208,6 @@ export class TfjsScorer implements Scorer {
     return slots;
   }
 
-  private peerZName(signal: string): string {
-    let name = this.peerZNames.get(signal);
-    if (name === undefined) {
-      name = `z.peer.${signal}`;
-      this.peerZNames.set(signal, name);
-    }
-    return name;
-  }
-
   score(vectors: readonly FeatureVector[]): NodeScore[] {
     const cols = this.features.length;
     const observed: number[] = [];
@@ -263,11 +253,8 @@ export class TfjsScorer implements Scorer {
         out[i] = unobservedScore(v, this.name);
         continue;
       }
-      let explain = false;
-      if (explained < batch.rows.length && batch.rows[explained] === k) {
-        explain = true;
-        explained++;
-      }
+      const explain = batch.rows[explained] === k;
+      if (explain) explained++;
       out[i] = this.combine(v, batch.rowError[k]!, explain ? batch.cells : null, k);
       k++;
     }
@@ -325,7 +312,7 @@ export class TfjsScorer implements Scorer {
     for (const fc of forecasts) {
       if (fc.timeToLimitS > this.manifest.trend.maxTimeToFailureS) continue;
       if (!SELF_SUFFICIENT.has(fc.kind) && !this.held(since, v, fc.kind, this.persistMs)) continue;
-      const gate = peersOk ? clamp((finite(f[this.peerZName(fc.peerSignal)]) - 2) / 2, 0, 1) : 1;
+      const gate = peersOk ? clamp((finite(f[this.levelSlotsOf(fc.peerSignal).peer.name]) - 2) / 2, 0, 1) : 1;
       if (gate <= 0) continue;
       timeToFailureS = timeToFailureS === null ? fc.timeToLimitS : Math.min(timeToFailureS, fc.timeToLimitS);
       const start = (fc.horizonS ?? this.manifest.trend.horizonS) * Math.exp(-TREND_BIAS / TREND_GAIN);

@@ -149,7 +149,7 @@ describe('model artefact', () => {
     expect((err as ForesightError).code).toBe('FORESIGHT_ERR_MODEL');
     expect((err as Error).message).toMatch(/trained on 10 s feature windows, but features.windowMs is 1000/);
     const shipped = await loadModelArtefact(DEFAULT_MODEL);
-    expect(shipped.manifest.windowMs ?? 10_000).toBe(10_000);
+    expect(shipped.manifest.windowMs).toBe(10_000);
   });
 
   it('refuses a manifest whose feature list differs, naming the difference', async () => {
