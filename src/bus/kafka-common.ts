@@ -9,7 +9,7 @@ import {
   encodeMany,
   payloadExcerpt,
 } from './codec.js';
-import type { BatchHandler, DeliveredRecord, OutgoingRecord, TopicMap, TopicName } from './port.js';
+import type { BatchHandler, DeliveredRecord, OutgoingRecord, RangeBounds, TopicMap, TopicName } from './port.js';
 
 /** Options shared by both Kafka adapters. */
 export interface KafkaBusOptions {
@@ -351,18 +351,26 @@ export interface PartitionRange {
 }
 
 /**
- * Ranges from the offset-for-time lookup and the end offsets. A partition with no record at or after the time
- * (the lookup answers -1, or an offset past the end) has an empty range.
+ * Ranges from the offset-for-time lookups and the end offsets. A partition with no record at or after the start time
+ * (the lookup answers -1, or an offset past the end) has an empty range; one with no record at or after the stop
+ * time is read to its end.
  */
 export function rangesFrom(
   partitions: readonly number[],
   starts: Map<number, bigint>,
   ends: Map<number, bigint>,
+  stops?: Map<number, bigint>,
 ): PartitionRange[] {
   return partitions.map((partition) => {
-    const end = ends.get(partition) ?? 0n;
+    const high = ends.get(partition) ?? 0n;
+    const stop = stops?.get(partition);
+    const end = stop === undefined || stop < 0n || stop > high ? high : stop;
     const found = starts.get(partition);
     const start = found === undefined || found < 0n || found > end ? end : found;
     return { partition, start, end };
   });
+}
+
+export function boundsOf(ranges: readonly PartitionRange[]): RangeBounds[] {
+  return ranges.map((r) => ({ partition: r.partition, start: r.start.toString(), end: r.end.toString() }));
 }

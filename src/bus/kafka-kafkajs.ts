@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { DeadLetter } from '../messages.js';
 import {
+  boundsOf,
   ConsumerInactiveError,
   decodeRange,
   HookChain,
@@ -216,15 +217,18 @@ export class KafkajsBus implements Bus {
     const name = kafkaTopic(this.options.topicPrefix, topic);
     const count = await this.partitionCount(name);
     const partitions = options.partitions ?? Array.from({ length: count }, (_, p) => p);
-    const [starts, ends] = await Promise.all([
+    const [starts, ends, stops] = await Promise.all([
       this.admin.fetchTopicOffsetsByTimestamp(name, lookupTimestamp(options.fromTs)),
       this.admin.fetchTopicOffsets(name),
+      options.toTs === undefined ? [] : this.admin.fetchTopicOffsetsByTimestamp(name, lookupTimestamp(options.toTs)),
     ]);
     const ranges = rangesFrom(
       partitions,
       new Map(starts.map((p) => [p.partition, BigInt(p.offset)])),
       new Map(ends.map((p) => [p.partition, BigInt(p.high)])),
+      options.toTs === undefined ? undefined : new Map(stops.map((p) => [p.partition, BigInt(p.offset)])),
     );
+    options.onRanges?.(boundsOf(ranges));
     const result: RangeEnd = new Map(ranges.map((r) => [r.partition, r.end.toString()]));
     const open = new Map(ranges.filter((r) => r.start < r.end).map((r) => [r.partition, r]));
     if (open.size === 0) return result;
@@ -239,6 +243,7 @@ export class KafkajsBus implements Bus {
       retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000 },
     });
     let finish: (err?: unknown) => void = () => undefined;
+    let lastProgress = Date.now();
     const finished = new Promise<void>((resolve, reject) => {
       finish = (err?: unknown) => (err === undefined ? resolve() : reject(err));
     });
@@ -254,6 +259,7 @@ export class KafkajsBus implements Bus {
           const first = batch.messages[0];
           // A fetch issued before the seek took effect starts elsewhere (at the end): wait for the seeked one.
           if (!first || BigInt(first.offset) > range.start) return;
+          lastProgress = Date.now();
           const raw = batch.messages
             .filter((m) => BigInt(m.offset) >= range.start && BigInt(m.offset) < range.end)
             .map((m) => ({
@@ -283,14 +289,16 @@ export class KafkajsBus implements Bus {
       }
       const others = Array.from({ length: count }, (_, p) => p).filter((p) => !open.has(p));
       if (others.length > 0) consumer.pause([{ topic: name, partitions: others }]);
-      const deadline = setTimeout(
-        () => finish(new ForesightError('FORESIGHT_ERR_TIMEOUT', `reading ${name} took over 120 s`)),
-        120_000,
-      );
+      // A stall, not a long read, is the failure: a large range (a day of telemetry for training) takes minutes.
+      const stalled = setInterval(() => {
+        if (Date.now() - lastProgress > 120_000) {
+          finish(new ForesightError('FORESIGHT_ERR_TIMEOUT', `reading ${name}: no records for 120 s`));
+        }
+      }, 5_000);
       try {
         await finished;
       } finally {
-        clearTimeout(deadline);
+        clearInterval(stalled);
       }
     } finally {
       await consumer.disconnect().catch(() => undefined);

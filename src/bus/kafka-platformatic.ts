@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { DeadLetter } from '../messages.js';
 import {
+  boundsOf,
   ConsumerInactiveError,
   decodeRange,
   HookChain,
@@ -406,9 +407,15 @@ export class PlatformaticBus implements Bus {
       });
       return new Map((listed[0]?.partitions ?? []).map((p) => [p.partitionIndex, p.offset]));
     };
-    const [starts, ends] = await Promise.all([offsetsAt(BigInt(lookupTimestamp(options.fromTs))), offsetsAt(-1n)]);
+    const [starts, ends, stops] = await Promise.all([
+      offsetsAt(BigInt(lookupTimestamp(options.fromTs))),
+      offsetsAt(-1n),
+      options.toTs === undefined ? undefined : offsetsAt(BigInt(lookupTimestamp(options.toTs))),
+    ]);
+    const ranges = rangesFrom(partitions, starts, ends, stops);
+    options.onRanges?.(boundsOf(ranges));
     const result: RangeEnd = new Map();
-    for (const range of rangesFrom(partitions, starts, ends)) {
+    for (const range of ranges) {
       result.set(range.partition, range.end.toString());
       let next = range.start;
       let idle = 0;

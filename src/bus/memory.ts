@@ -166,18 +166,31 @@ export class MemoryBus implements Bus {
     if (this.closed) throw new ForesightError('FORESIGHT_ERR_CONFLICT', 'bus closed');
     const parts = this.topicPartitions(topic);
     const wanted = options.partitions ?? parts.map((_, i) => i);
-    const ends: RangeEnd = new Map();
-    for (const p of wanted) {
+    // Kafka's offset-for-time: the first record whose timestamp is >= the time, or the end when there is none.
+    const offsetForTime = (records: readonly { timestamp: number }[], ts: number, upto: number): number => {
+      const i = records.findIndex((r) => r.timestamp >= ts);
+      return i < 0 || i > upto ? upto : i;
+    };
+    const ranges = wanted.map((p) => {
       const partition = parts[p];
       if (partition === undefined) throw new ForesightError('FORESIGHT_ERR_CONFIG', `${topic} has no partition ${p}`);
-      const end = partition.base + partition.records.length;
-      ends.set(p, String(end));
-      // Kafka's offset-for-time: the first record whose timestamp is >= fromTs; everything after it is read.
-      let first = partition.records.findIndex((r) => r.timestamp >= options.fromTs);
-      if (first < 0) first = partition.records.length;
+      const stop =
+        options.toTs === undefined
+          ? partition.records.length
+          : offsetForTime(partition.records, options.toTs, partition.records.length);
+      const first = offsetForTime(partition.records, options.fromTs, stop);
       // A snapshot, because trimming may splice the array while the handler awaits.
-      const snapshot = partition.records.slice(first);
-      const base = partition.base + first;
+      return {
+        p,
+        base: partition.base + first,
+        end: partition.base + stop,
+        snapshot: partition.records.slice(first, stop),
+      };
+    });
+    options.onRanges?.(ranges.map((r) => ({ partition: r.p, start: String(r.base), end: String(r.end) })));
+    const ends: RangeEnd = new Map();
+    for (const { p, base, end, snapshot } of ranges) {
+      ends.set(p, String(end));
       for (let i = 0; i < snapshot.length; i += this.maxBatch) {
         const batch: DeliveredRecord<TopicMap[K]>[] = [];
         const upto = Math.min(snapshot.length, i + this.maxBatch);

@@ -54,6 +54,21 @@ export interface ReadRangeOptions {
    * offset-for-time lookup), so records behind it with older timestamps (late arrivals) are included too.
    */
   fromTs: number;
+  /**
+   * End of the range, epoch ms, exclusive: each partition is read up to its first record whose timestamp is >= this
+   * (the same lookup), or to its end when there is none. Records appended after such a record with older timestamps
+   * (late arrivals) are not read. Default: the partition's end as of the call.
+   */
+  toTs?: number;
+  /** Called once, before any batch, with the offsets each partition will be read between: for progress reports. */
+  onRanges?: (ranges: readonly RangeBounds[]) => void;
+}
+
+/** One partition's offsets a range read covers: [start, end), decimal strings. */
+export interface RangeBounds {
+  partition: number;
+  start: string;
+  end: string;
 }
 
 /**

@@ -69,12 +69,22 @@ program
 program
   .command('train')
   .description('Train the anomaly model on recorded telemetry and write a model artefact.')
-  .requiredOption('--input <file...>', 'JSONL of TelemetrySample or CSV ts,nodeId,metric,value (gzip detected)')
+  .option('--input <file...>', 'JSONL of TelemetrySample or CSV ts,nodeId,metric,value (gzip detected)')
   .requiredOption('--out <dir>', 'artefact folder, e.g. models/mycluster')
   .option('--labels <file>', 'incident labels (IncidentLabel[] JSON or JSONL): their precursors are not "healthy"')
   .option('--verdicts <file>', "audit records (JSON/JSONL) holding operators' Verdict entries")
   .option('--verdicts-store <sqlite>', 'read Verdict audit records from a Foresight SQLite store')
-  .option('--kafka <topic@from..to>', 'read a Kafka topic time range (not supported yet)')
+  .option(
+    '--kafka <topic@from..to>',
+    'read a telemetry topic time range, e.g. foresight.telemetry@2026-11-20T00:00Z..now (from/to: ISO 8601, epoch ms, now, or an age like 24h)',
+  )
+  .option('-c, --config <file>', 'config file whose bus.kafka (brokers, client) --kafka uses')
+  .option('--brokers <list>', 'bootstrap brokers for --kafka, comma-separated host:port', (v: string) =>
+    v
+      .split(',')
+      .map((b) => b.trim())
+      .filter((b) => b !== ''),
+  )
   .option('--name <name>', 'model name in the manifest')
   .option('--epochs <n>', 'training epochs', intArg)
   .option('--seed <n>', 'seed for initialisation and shuffling', intArg)

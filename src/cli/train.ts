@@ -11,18 +11,23 @@ import { evaluateScores } from '../models/autoencoder-eval.js';
 import { isGzipFile, openLines } from '../models/csv/input.js';
 import { parseRecord } from '../models/csv/rfc4180.js';
 import { spansFromLabels, spansFromVerdicts, splitHeldOut, trainModel, WindowCollector } from '../models/train.js';
+import { parseKafkaRange } from './kafka-range.js';
 
 export interface TrainCliOptions {
-  /** Telemetry files: JSONL of TelemetrySample or CSV ts,nodeId,metric,value; gzipped or not. */
-  input: string[];
+  /** Telemetry files: JSONL of TelemetrySample or CSV ts,nodeId,metric,value; gzipped or not. These, --kafka, or both. */
+  input?: string[];
   /** IncidentLabel[] as JSON or JSONL: excluded from healthy, and used to evaluate. */
   labels?: string;
   /** Audit records (JSON or JSONL, e.g. exported from GET /api/v1/audit) holding operators' Verdicts. */
   verdicts?: string;
   /** SQLite store file to read Verdict audit records from (the sidecar's store). */
   verdictsStore?: string;
-  /** Kafka topic time range: not supported yet. */
+  /** A telemetry topic's time range, `TOPIC@FROM..TO` (see parseKafkaRange); read with the configured Kafka client. */
   kafka?: string;
+  /** Config file for --kafka: brokers, client and the rest of bus.kafka (the environment overlays it as usual). */
+  config?: string;
+  /** Bootstrap brokers for --kafka, overriding the config's. */
+  brokers?: string[];
   out: string;
   /** Model name in the manifest. Default: the output folder's name. */
   name?: string;
@@ -148,6 +153,84 @@ async function readTelemetry(
   return { samples, bad };
 }
 
+/**
+ * Reads the telemetry samples of a topic's time range. Kafka may hold samples of one event time in any order across
+ * partitions, and two reads may interleave partitions differently, so the samples are put in a total order (time,
+ * node, metric, value) before they are hashed: one range always gives one digest and one model.
+ */
+async function readKafkaTelemetry(
+  spec: string,
+  opts: Pick<TrainCliOptions, 'config' | 'brokers'>,
+  hash: ReturnType<typeof createHash>,
+  logger: Logger,
+  progress: { start(total: number): void; increment(n: number): void },
+): Promise<{ samples: TelemetrySample[]; bad: number; source: string }> {
+  const range = parseKafkaRange(spec);
+  const { loadConfig } = await import('../config/load.js');
+  const { createKafkaBus } = await import('../bus/kafka-factory.js');
+  const base = loadConfig(opts.config);
+  const config = {
+    ...base,
+    bus: {
+      ...base.bus,
+      kafka: {
+        ...base.bus.kafka,
+        topicPrefix: range.topicPrefix,
+        ...(opts.brokers && opts.brokers.length > 0 ? { brokers: opts.brokers } : {}),
+      },
+    },
+  };
+  const bus = await createKafkaBus(config, logger);
+  const samples: TelemetrySample[] = [];
+  let outside = 0;
+  const read = new Map<number, bigint>();
+  try {
+    await bus.readRange(
+      'telemetry',
+      {
+        fromTs: range.fromTs,
+        toTs: range.toTs,
+        onRanges: (ranges) => {
+          for (const r of ranges) read.set(r.partition, BigInt(r.start));
+          progress.start(ranges.reduce((n, r) => n + Number(BigInt(r.end) - BigInt(r.start)), 0));
+        },
+      },
+      (batch) => {
+        for (const r of batch) {
+          // Offset-for-time bounds the read by record time; the sample's own time decides what is in the range.
+          if (r.value.ts >= range.fromTs && r.value.ts < range.toTs) samples.push(r.value);
+          else outside++;
+        }
+        const last = batch[batch.length - 1];
+        if (last) {
+          const next = BigInt(last.offset) + 1n;
+          progress.increment(Number(next - (read.get(last.partition) ?? next)));
+          read.set(last.partition, next);
+        }
+      },
+    );
+  } catch (err) {
+    if (err instanceof ForesightError) throw err;
+    throw new ForesightError(
+      'FORESIGHT_ERR_SOURCE',
+      `reading ${range.topic} from ${config.bus.kafka.brokers.join(',')} failed: ${(err as Error).message}`,
+    );
+  } finally {
+    await bus.close().catch(() => undefined);
+  }
+  samples.sort(
+    (a, b) =>
+      a.ts - b.ts ||
+      (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0) ||
+      (a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : 0) ||
+      a.value - b.value,
+  );
+  for (const s of samples) hash.update(`${JSON.stringify(s)}\n`);
+  if (outside > 0) logger.info({ outside }, 'samples read around the range boundaries and left out');
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return { samples, bad: 0, source: `kafka ${range.topic}@${iso(range.fromTs)}..${iso(range.toTs)}` };
+}
+
 async function readVerdictsStore(file: string): Promise<AuditRecord[]> {
   const { SqliteStore } = await import('../actions/store/sqlite.js');
   const store = new SqliteStore({ path: file });
@@ -162,12 +245,8 @@ async function readVerdictsStore(file: string): Promise<AuditRecord[]> {
 /** `foresight train --input FILE... [--labels FILE] [--verdicts FILE | --verdicts-store DB] --out DIR`. */
 export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
   const logger = opts.logger ?? createLogger(process.env.FORESIGHT_LOG_LEVEL ?? 'warn');
-  if (opts.kafka) {
-    throw inputError(
-      'training from a Kafka topic time range is not supported yet; export the topic to JSONL and use --input',
-    );
-  }
-  if (!opts.input || opts.input.length === 0) throw inputError('train needs at least one --input file');
+  const inputs = opts.input ?? [];
+  if (inputs.length === 0 && !opts.kafka) throw inputError('train needs --input FILE... or --kafka TOPIC@FROM..TO');
   if (!opts.out) throw inputError('train needs --out DIR');
   const showBar = !opts.quiet && process.stderr.isTTY === true;
   const bar = showBar
@@ -182,17 +261,35 @@ export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
 
   const hash = createHash('sha256');
   const { statSync } = await import('node:fs');
-  const totalBytes = opts.input.reduce((s, f) => {
+  const totalBytes = inputs.reduce((s, f) => {
     try {
       return s + statSync(f).size;
     } catch {
       throw inputError(`cannot read ${f}: no such file`);
     }
   }, 0);
-  bar?.start(totalBytes, 0, { stage: 'reading ' });
-  const { samples, bad } = await readTelemetry(opts.input, hash, (n) => bar?.increment(n));
-  bar?.stop();
-  say(`read ${samples.length} samples (${bad} unreadable lines) from ${opts.input.length} file(s)`);
+  const sources: string[] = [];
+  let samples: TelemetrySample[] = [];
+  let bad = 0;
+  if (inputs.length > 0) {
+    bar?.start(totalBytes, 0, { stage: 'reading ' });
+    const read = await readTelemetry(inputs, hash, (n) => bar?.increment(n));
+    bar?.stop();
+    say(`read ${read.samples.length} samples (${read.bad} unreadable lines) from ${inputs.length} file(s)`);
+    samples = read.samples;
+    bad = read.bad;
+    sources.push(`files: ${inputs.join(', ')}`);
+  }
+  if (opts.kafka) {
+    const read = await readKafkaTelemetry(opts.kafka, opts, hash, logger, {
+      start: (total) => bar?.start(total, 0, { stage: 'kafka   ' }),
+      increment: (n) => bar?.increment(n),
+    });
+    bar?.stop();
+    say(`read ${read.samples.length} samples from ${read.source}`);
+    samples = samples.length === 0 ? read.samples : [...samples, ...read.samples].sort((a, b) => a.ts - b.ts);
+    sources.push(read.source);
+  }
   if (samples.length === 0) throw inputError('no telemetry samples in the input');
 
   const labels = opts.labels
@@ -228,7 +325,7 @@ export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
     calibration: held,
     falseDrain: split.falseDrain,
     name,
-    source: `files: ${opts.input.join(', ')}${opts.labels ? `; labels ${opts.labels}` : ''}`,
+    source: `${sources.join('; ')}${opts.labels ? `; labels ${opts.labels}` : ''}`,
     dataDigest: `sha256:${hash.digest('hex')}`,
     initSeed: seed,
     shuffleSeed: seed + 1,

@@ -109,9 +109,12 @@ describe('foresight train', () => {
     await expect(
       runTrain({ quiet: true, input: [path.join(dir, 'missing.jsonl')], out: path.join(dir, 'x') }),
     ).rejects.toThrow(/cannot read/);
+    await expect(runTrain({ quiet: true, input: [], out: path.join(dir, 'x') })).rejects.toThrow(
+      /--input FILE\.\.\. or --kafka/,
+    );
     await expect(
       runTrain({ quiet: true, kafka: 'telemetry@0..1', input: [], out: path.join(dir, 'x') }),
-    ).rejects.toThrow(/not supported yet/);
+    ).rejects.toThrow(/<prefix>\.telemetry/);
     expect(existsSync(path.join(dir, 'x'))).toBe(false);
   });
 });
