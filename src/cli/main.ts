@@ -14,6 +14,13 @@ function durationArg(value: string): number {
   }
 }
 
+function brokerList(value: string): string[] {
+  return value
+    .split(',')
+    .map((b) => b.trim())
+    .filter((b) => b !== '');
+}
+
 function intArg(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n)) throw new InvalidArgumentError(`"${value}" is not a whole number`);
@@ -79,11 +86,11 @@ program
     'read a telemetry topic time range, e.g. foresight.telemetry@2026-11-20T00:00Z..now (from/to: ISO 8601, epoch ms, now, or an age like 24h)',
   )
   .option('-c, --config <file>', 'config file whose bus.kafka (brokers, client) --kafka uses')
-  .option('--brokers <list>', 'bootstrap brokers for --kafka, comma-separated host:port', (v: string) =>
-    v
-      .split(',')
-      .map((b) => b.trim())
-      .filter((b) => b !== ''),
+  .option('--brokers <list>', 'bootstrap brokers for --kafka, comma-separated host:port', brokerList)
+  .option(
+    '--window-ms <ms>',
+    'feature window to train on; must equal the sidecar features.windowMs (default 10000)',
+    intArg,
   )
   .option('--name <name>', 'model name in the manifest')
   .option('--epochs <n>', 'training epochs', intArg)
@@ -139,9 +146,11 @@ program
   .description(
     'Replay recorded telemetry through the pipeline on a virtual clock and report lead times, recall, precision.',
   )
-  .requiredOption('--input <file>', 'telemetry JSONL or CSV (gzip detected)')
-  .requiredOption('--labels <file>', 'incident labels (IncidentLabel[] JSON)')
-  .option('-c, --config <file>', 'config file (guardrails and thresholds)')
+  .option('--input <file>', 'telemetry JSONL or CSV (gzip detected)')
+  .option('--kafka <topic@from..to>', 'instead of --input: a telemetry topic time range, as for train')
+  .option('--brokers <list>', 'bootstrap brokers for --kafka, comma-separated host:port', brokerList)
+  .option('--labels <file>', 'incident labels (IncidentLabel[] JSON); none: the recording is taken as incident-free')
+  .option('-c, --config <file>', 'config file (guardrails and thresholds; bus.kafka for --kafka)')
   .option('--scorer <stat|tfjs>', "scorer to evaluate (default: the config's)")
   .option('--model <dir>', 'model artefact for the tfjs scorer')
   .option('--threshold <x>', "risk threshold (default: the config's riskThreshold)", Number)

@@ -9,10 +9,16 @@ import { pipelineFromConfig, replayFile, settingsFromConfig } from '../eval/repl
 import type { ReplayReport } from '../eval/report.js';
 import { createLogger } from '../log.js';
 import { createScorer } from '../models/factory.js';
+import { readKafkaTelemetry } from './kafka-telemetry.js';
 
 export interface ReplayOptions {
-  input: string;
-  labels: string;
+  /** Telemetry file (JSONL or CSV, gzip detected); or --kafka. */
+  input?: string;
+  /** A telemetry topic's time range, TOPIC@FROM..TO, read with the config's Kafka client (brokers overridable). */
+  kafka?: string;
+  brokers?: string[];
+  /** Incident labels; without them the recording is taken as incident-free, so every drain counts as false. */
+  labels?: string;
   scorer?: 'stat' | 'tfjs';
   /** Model artefact directory for --scorer tfjs (default: the config's, models/default). */
   model?: string;
@@ -30,8 +36,22 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayReport> {
   if (opts.threshold !== undefined && !(opts.threshold >= 0 && opts.threshold <= 1)) {
     throw new ForesightError('FORESIGHT_ERR_BAD_REQUEST', `--threshold must be within 0..1, got ${opts.threshold}`);
   }
+  if ((opts.input === undefined) === (opts.kafka === undefined)) {
+    throw new ForesightError('FORESIGHT_ERR_BAD_REQUEST', 'replay needs either --input FILE or --kafka TOPIC@FROM..TO');
+  }
   const logger = createLogger(process.env.FORESIGHT_LOG_LEVEL ?? 'warn');
   const scorer = await createScorer(config, logger);
+  const fromKafka = opts.kafka
+    ? await readKafkaTelemetry(
+        opts.kafka,
+        { ...(opts.config ? { config: opts.config } : {}), ...(opts.brokers ? { brokers: opts.brokers } : {}) },
+        logger,
+        {
+          start: () => undefined,
+          increment: () => undefined,
+        },
+      )
+    : null;
   const bar = process.stderr.isTTY
     ? new cliProgress.SingleBar(
         { stream: process.stderr, format: 'replay {value} samples', hideCursor: true },
@@ -41,8 +61,9 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayReport> {
   bar?.start(0, 0);
   const started = performance.now();
   const report = await replayFile({
-    input: opts.input,
-    labels: opts.labels,
+    input: fromKafka?.source ?? opts.input ?? '',
+    ...(fromKafka ? { samples: fromKafka.samples } : {}),
+    labels: opts.labels ?? [],
     scorer,
     settings: settingsFromConfig(config, opts.threshold),
     pipeline: pipelineFromConfig(config),

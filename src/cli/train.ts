@@ -11,7 +11,7 @@ import { evaluateScores } from '../models/autoencoder-eval.js';
 import { isGzipFile, openLines } from '../models/csv/input.js';
 import { parseRecord } from '../models/csv/rfc4180.js';
 import { spansFromLabels, spansFromVerdicts, splitHeldOut, trainModel, WindowCollector } from '../models/train.js';
-import { parseKafkaRange } from './kafka-range.js';
+import { readKafkaTelemetry } from './kafka-telemetry.js';
 
 export interface TrainCliOptions {
   /** Telemetry files: JSONL of TelemetrySample or CSV ts,nodeId,metric,value; gzipped or not. These, --kafka, or both. */
@@ -28,6 +28,11 @@ export interface TrainCliOptions {
   config?: string;
   /** Bootstrap brokers for --kafka, overriding the config's. */
   brokers?: string[];
+  /**
+   * Feature window the model is trained on; the sidecar's features.windowMs must match. Default: the --config's
+   * features.windowMs when a config is given, else 10 s.
+   */
+  windowMs?: number;
   out: string;
   /** Model name in the manifest. Default: the output folder's name. */
   name?: string;
@@ -153,82 +158,9 @@ async function readTelemetry(
   return { samples, bad };
 }
 
-/**
- * Reads the telemetry samples of a topic's time range. Kafka may hold samples of one event time in any order across
- * partitions, and two reads may interleave partitions differently, so the samples are put in a total order (time,
- * node, metric, value) before they are hashed: one range always gives one digest and one model.
- */
-async function readKafkaTelemetry(
-  spec: string,
-  opts: Pick<TrainCliOptions, 'config' | 'brokers'>,
-  hash: ReturnType<typeof createHash>,
-  logger: Logger,
-  progress: { start(total: number): void; increment(n: number): void },
-): Promise<{ samples: TelemetrySample[]; bad: number; source: string }> {
-  const range = parseKafkaRange(spec);
+async function configWindowMs(file: string): Promise<number> {
   const { loadConfig } = await import('../config/load.js');
-  const { createKafkaBus } = await import('../bus/kafka-factory.js');
-  const base = loadConfig(opts.config);
-  const config = {
-    ...base,
-    bus: {
-      ...base.bus,
-      kafka: {
-        ...base.bus.kafka,
-        topicPrefix: range.topicPrefix,
-        ...(opts.brokers && opts.brokers.length > 0 ? { brokers: opts.brokers } : {}),
-      },
-    },
-  };
-  const bus = await createKafkaBus(config, logger);
-  const samples: TelemetrySample[] = [];
-  let outside = 0;
-  const read = new Map<number, bigint>();
-  try {
-    await bus.readRange(
-      'telemetry',
-      {
-        fromTs: range.fromTs,
-        toTs: range.toTs,
-        onRanges: (ranges) => {
-          for (const r of ranges) read.set(r.partition, BigInt(r.start));
-          progress.start(ranges.reduce((n, r) => n + Number(BigInt(r.end) - BigInt(r.start)), 0));
-        },
-      },
-      (batch) => {
-        for (const r of batch) {
-          // Offset-for-time bounds the read by record time; the sample's own time decides what is in the range.
-          if (r.value.ts >= range.fromTs && r.value.ts < range.toTs) samples.push(r.value);
-          else outside++;
-        }
-        const last = batch[batch.length - 1];
-        if (last) {
-          const next = BigInt(last.offset) + 1n;
-          progress.increment(Number(next - (read.get(last.partition) ?? next)));
-          read.set(last.partition, next);
-        }
-      },
-    );
-  } catch (err) {
-    if (err instanceof ForesightError) throw err;
-    throw new ForesightError(
-      'FORESIGHT_ERR_SOURCE',
-      `reading ${range.topic} from ${config.bus.kafka.brokers.join(',')} failed: ${(err as Error).message}`,
-    );
-  } finally {
-    await bus.close().catch(() => undefined);
-  }
-  samples.sort(
-    (a, b) =>
-      a.ts - b.ts ||
-      (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0) ||
-      (a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : 0) ||
-      a.value - b.value,
-  );
-  for (const s of samples) hash.update(`${JSON.stringify(s)}\n`);
-  if (outside > 0) logger.info({ outside }, 'samples read around the range boundaries and left out');
-  const iso = (ms: number) => new Date(ms).toISOString();
-  return { samples, bad: 0, source: `kafka ${range.topic}@${iso(range.fromTs)}..${iso(range.toTs)}` };
+  return loadConfig(file).features.windowMs;
 }
 
 async function readVerdictsStore(file: string): Promise<AuditRecord[]> {
@@ -281,10 +213,11 @@ export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
     sources.push(`files: ${inputs.join(', ')}`);
   }
   if (opts.kafka) {
-    const read = await readKafkaTelemetry(opts.kafka, opts, hash, logger, {
+    const read = await readKafkaTelemetry(opts.kafka, opts, logger, {
       start: (total) => bar?.start(total, 0, { stage: 'kafka   ' }),
       increment: (n) => bar?.increment(n),
     });
+    for (const s of read.samples) hash.update(`${JSON.stringify(s)}\n`);
     bar?.stop();
     say(`read ${read.samples.length} samples from ${read.source}`);
     samples = samples.length === 0 ? read.samples : [...samples, ...read.samples].sort((a, b) => a.ts - b.ts);
@@ -305,7 +238,15 @@ export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
       `verdicts: ${verdicts.confirmed.length} confirmed drains, ${verdicts.false.length} false drains, ${verdicts.unplaced} unusable`,
     );
 
-  const collector = new WindowCollector({ keepVectors: labels.length > 0 });
+  if (opts.windowMs !== undefined && !(Number.isInteger(opts.windowMs) && opts.windowMs >= 100)) {
+    throw inputError(`--window-ms must be a whole number of milliseconds, at least 100; got ${opts.windowMs}`);
+  }
+  // A model only loads where its window is the sidecar's, so the config that names the cluster names the window too.
+  const windowMs = opts.windowMs ?? (opts.config ? await configWindowMs(opts.config) : undefined);
+  const collector = new WindowCollector({
+    keepVectors: labels.length > 0,
+    ...(windowMs !== undefined ? { extractor: { windowMs } } : {}),
+  });
   const chunk = 50_000;
   for (let i = 0; i < samples.length; i += chunk) collector.add(samples.slice(i, i + chunk));
   collector.finish(samples[samples.length - 1]!.ts + 60_000);
@@ -331,6 +272,7 @@ export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
     shuffleSeed: seed + 1,
     ...(opts.epochs !== undefined ? { spec: { epochs: opts.epochs } } : {}),
     excludedWindows: split.excluded,
+    ...(windowMs !== undefined ? { windowMs } : {}),
     verdicts: { confirmed: verdicts.confirmed.length, false: verdicts.false.length },
     logger,
     onEpoch: (e, n, loss) => {

@@ -133,6 +133,21 @@ export const ConfigSchema = T.Object(
         kind: T.Union([T.Literal('stat'), T.Literal('tfjs')], { default: 'stat' }),
         /** Directory of a model artefact (models/default by default). */
         path: T.String({ default: 'models/default' }),
+        /**
+         * Where the nodes' resources run out, for the time-to-exhaustion forecasts of both scorers. Unset: the
+         * simulator's (2048 MiB, 500 tasks, 1000 ms, 3000 ms), or a tfjs model's own. Set memoryLimitMb to what the
+         * host collector measures against: the Asterisk process's limit for process profiles, the host's RAM for
+         * node-exporter (which reports used memory of the whole host).
+         */
+        limits: T.Object(
+          {
+            memoryLimitMb: T.Optional(T.Number({ exclusiveMinimum: 0 })),
+            queueLimit: T.Optional(T.Number({ exclusiveMinimum: 0 })),
+            dbQueryLimitMs: T.Optional(T.Number({ exclusiveMinimum: 0 })),
+            inviteSetupLimitMs: T.Optional(T.Number({ exclusiveMinimum: 0 })),
+          },
+          { additionalProperties: false, default: {} },
+        ),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -71,7 +71,10 @@ export async function scoreSamples(
 }
 
 export interface ReplayFileOptions {
+  /** The telemetry file; with `samples`, only the name of where they came from. */
   input: string;
+  /** Samples already read (a Kafka topic's range), in time order: replayed instead of reading `input`. */
+  samples?: readonly TelemetrySample[];
   labels: string | EvalLabel[];
   scorer: AnyScorer;
   settings: EvaluationSettings;
@@ -84,8 +87,10 @@ export interface ReplayFileOptions {
 export async function replayFile(options: ReplayFileOptions): Promise<ReplayReport> {
   const labels = typeof options.labels === 'string' ? await readLabels(options.labels) : options.labels;
   const read: ReadStats = newReadStats();
+  const given = options.samples;
+  if (given) read.samples = given.length;
   const { series, collector } = await scoreSamples(
-    readTelemetry(options.input, read),
+    given ? inChunks(given, 10_000) : readTelemetry(options.input, read),
     options.scorer,
     options.pipeline,
     (c) => options.onProgress?.(c.stats.samples),
@@ -107,4 +112,8 @@ export async function replayFile(options: ReplayFileOptions): Promise<ReplayRepo
     },
     series: options.includeSeries === false ? null : downsampleRisk(series, 0),
   });
+}
+
+function* inChunks<T>(items: readonly T[], size: number): Iterable<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
 }

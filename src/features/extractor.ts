@@ -51,23 +51,30 @@ export interface FeatureExtractorOptions {
   allowedLatenessMs?: number;
   /** Samples more than this ahead of the newest event time (or clock) are rejected as `future`. Default 300000 ms. */
   maxFutureSkewMs?: number;
-  /** Own-baseline length for z.self, in windows. Default 60. */
+  /*
+   * The defaults of the lengths below are times (10 min of baseline, 2 and 6 min of slope fit, ...) counted in windows
+   * of `windowMs`; the figures given are at the default 10 s. Counted in windows alone, 1 s windows fitted a memory
+   * slope to 36 s of a host's start-up and forecast its exhaustion within a minute.
+   */
+  /** Own-baseline length for z.self, in windows. Default 60 (10 min). */
   baselineWindows?: number;
-  /** z.self stays 0 until the baseline has this many windows. Default 6. */
+  /** z.self stays 0 until the baseline has this many windows. Default 6 (1 min). */
   minBaselineWindows?: number;
-  /** Windows in the short slope fit. Default 12 (2 min at 10 s). */
+  /** Windows in the short slope fit. Default 12 (2 min). */
   slopeWindows?: number;
-  /** Windows in the long slope fit (memory, fds). Default 36 (6 min at 10 s). */
+  /** Windows in the long slope fit (memory, fds). Default 36 (6 min). */
   longSlopeWindows?: number;
-  /** EWMA weight of the newest window. Default 0.3. */
+  /** A slope is 0 until its fit holds this many windows (at least 3). Default 3 (30 s). */
+  minSlopeWindows?: number;
+  /** EWMA weight of the newest window. Default 0.3 (a time constant of about 28 s). */
   ewmaAlpha?: number;
   /** A window whose largest |z.self| of a level signal reaches this does not enter the baseline. Default 4. */
   baselineGateZ?: number;
-  /** ...except every n-th such window, so a lasting level shift is eventually learnt. Default 10. */
+  /** ...except every n-th such window, so a lasting level shift is eventually learnt. Default 10 (100 s). */
   baselineForceEvery?: number;
   /** Cap on distinct node ids. Default 10000. */
   maxNodes?: number;
-  /** When time jumps by more windows than this, older empty windows are skipped instead of emitted. Default 360. */
+  /** When time jumps by more windows than this, older empty windows are skipped instead of emitted. Default 360 (1 h). */
   maxCatchUpWindows?: number;
   /** Receives every rejected sample. Without it, rejects are kept (bounded) for `takeRejected()`. */
   onRejected?: (sample: unknown, reason: RejectReason) => void;
@@ -244,6 +251,7 @@ export class FeatureExtractor {
   private readonly minBaseline: number;
   private readonly shortSlope: number;
   private readonly longSlope: number;
+  private readonly minSlope: number;
   private readonly alpha: number;
   private readonly gateZ: number;
   private readonly forceEvery: number;
@@ -268,19 +276,27 @@ export class FeatureExtractor {
     this.windowMs = positiveInt('windowMs', options.windowMs, DEFAULT_WINDOW_MS);
     this.latenessMs = positiveInt('allowedLatenessMs', options.allowedLatenessMs, 2000, 0);
     this.futureSkewMs = positiveInt('maxFutureSkewMs', options.maxFutureSkewMs, 300_000, 0);
-    this.baselineWindows = positiveInt('baselineWindows', options.baselineWindows, 60, 2);
+    // Window counts that are 10 s multiples at the default window, the same time at any other.
+    const per10s = DEFAULT_WINDOW_MS / this.windowMs;
+    const windows = (atDefault: number, min: number) => Math.max(min, Math.round(atDefault * per10s));
+    this.baselineWindows = positiveInt('baselineWindows', options.baselineWindows, windows(60, 2), 2);
     this.minBaseline = Math.min(
-      positiveInt('minBaselineWindows', options.minBaselineWindows, 6, 2),
+      positiveInt('minBaselineWindows', options.minBaselineWindows, windows(6, 2), 2),
       this.baselineWindows,
     );
-    this.shortSlope = positiveInt('slopeWindows', options.slopeWindows, 12, 3);
-    this.longSlope = positiveInt('longSlopeWindows', options.longSlopeWindows, 36, 3);
+    this.shortSlope = positiveInt('slopeWindows', options.slopeWindows, windows(12, 3), 3);
+    this.longSlope = positiveInt('longSlopeWindows', options.longSlopeWindows, windows(36, 3), 3);
+    this.minSlope = Math.min(
+      positiveInt('minSlopeWindows', options.minSlopeWindows, windows(3, 3), 3),
+      this.shortSlope,
+    );
     this.gateZ = options.baselineGateZ ?? 4;
-    this.forceEvery = positiveInt('baselineForceEvery', options.baselineForceEvery, 10);
+    this.forceEvery = positiveInt('baselineForceEvery', options.baselineForceEvery, windows(10, 1));
     this.maxNodes = positiveInt('maxNodes', options.maxNodes, 10_000);
-    this.maxCatchUp = positiveInt('maxCatchUpWindows', options.maxCatchUpWindows, 360);
+    this.maxCatchUp = positiveInt('maxCatchUpWindows', options.maxCatchUpWindows, windows(360, 1));
     this.defaultSetId = options.defaultSetId ?? 1;
-    this.alpha = options.ewmaAlpha ?? 0.3;
+    // The same time constant as 0.3 per 10 s window.
+    this.alpha = options.ewmaAlpha ?? (per10s === 1 ? 0.3 : 1 - 0.7 ** (1 / per10s));
     if (!(this.alpha > 0 && this.alpha <= 1)) {
       throw new ForesightError('FORESIGHT_ERR_CONFIG', `features.ewmaAlpha must be in (0, 1], got ${this.alpha}`);
     }
@@ -591,7 +607,7 @@ export class FeatureExtractor {
         node.slopeTimes[i]!.push(end);
         node.slopeValues[i]!.push(f[SLOPE_SRC[i]!]!);
       }
-      f[SLOPE_DST[i]!] = slopePerMinute(node.slopeTimes[i]!, node.slopeValues[i]!);
+      f[SLOPE_DST[i]!] = slopePerMinute(node.slopeTimes[i]!, node.slopeValues[i]!, this.minSlope);
     }
 
     // Own baseline: z against past windows only, then decide whether this window may teach the baseline.

@@ -64,9 +64,9 @@ export function robustZ(x: number, reference: number[], scaleFloor: number, relF
 }
 
 /** Least-squares slope of (t ms, v) pairs, in units per minute; 0 with fewer than 3 points or a degenerate fit. */
-export function slopePerMinute(times: Ring, values: Ring): number {
+export function slopePerMinute(times: Ring, values: Ring, minPoints = 3): number {
   const n = Math.min(times.size, values.size);
-  if (n < 3) return 0;
+  if (n < Math.max(3, minPoints)) return 0;
   const t0 = times.at(n - 1);
   const pairs = new Array<number[]>(n);
   for (let i = 0; i < n; i++) pairs[i] = [(times.at(i) - t0) / 60_000, values.at(i)];

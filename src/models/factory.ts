@@ -7,6 +7,7 @@ import { DEFAULT_WINDOW_MS } from '../features/extractor.js';
 import type { Logger } from '../log.js';
 import { enforceScoreContract, type Scorer } from './scorer.js';
 import { StatScorer } from './stat-scorer.js';
+import type { TrendLimits } from './trend.js';
 
 /** What GET /api/model shows: which scorer decides, on what evidence it was judged. */
 export interface ScorerInfo {
@@ -30,7 +31,7 @@ export async function createScorerWithInfo(
   if (config.model.kind === 'tfjs') {
     const { loadTfjsScorer } = await import('./tfjs-factory.js');
     const path = resolveModelPath(config.model.path);
-    const { scorer, manifest, backend } = await loadTfjsScorer(path, logger);
+    const { scorer, manifest, backend } = await loadTfjsScorer(path, logger, { limits: trendLimitsOf(config) });
     const trainedWindowMs = manifest.windowMs ?? DEFAULT_WINDOW_MS;
     if (trainedWindowMs !== config.features.windowMs) {
       throw new ForesightError(
@@ -63,7 +64,7 @@ export async function createScorerWithInfo(
       },
     };
   }
-  const scorer = new StatScorer();
+  const scorer = new StatScorer({ windowMs: config.features.windowMs, limits: trendLimitsOf(config) });
   return {
     scorer: enforceScoreContract(scorer),
     info: {
@@ -75,6 +76,11 @@ export async function createScorerWithInfo(
       evaluation: readEvaluation('stat'),
     },
   };
+}
+
+/** The limits the config sets (the rest stay the scorer's or the model's). */
+function trendLimitsOf(config: Readonly<ForesightConfig>): Partial<TrendLimits> {
+  return Object.fromEntries(Object.entries(config.model.limits).filter(([, v]) => v !== undefined));
 }
 
 export async function createScorer(config: Readonly<ForesightConfig>, logger: Logger): Promise<Scorer> {

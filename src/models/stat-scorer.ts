@@ -42,13 +42,19 @@ export interface StatScorerOptions {
   /** How many contributions the explanation lists. Default 5. */
   explainTop?: number;
   /**
-   * Consecutive windows evidence must last before it may push risk above 0.5. Default 6 (1 min at 10 s): single-node
-   * stalls (a burst of tasks, a slow setup) clear within that; precursors of failures do not.
+   * The feature window, ms. Persistence is a time (how long evidence lasts), so its defaults are counted in windows of
+   * this length: with 1 s windows, six windows would be six seconds, and a start-up blip would drain a node. Default
+   * 10 s.
+   */
+  windowMs?: number;
+  /**
+   * Consecutive windows evidence must last before it may push risk above 0.5. Default 1 min of windows (6 at 10 s):
+   * single-node stalls (a burst of tasks, a slow setup) clear within that; precursors of failures do not.
    */
   persistWindows?: number;
   /**
    * Consecutive windows evidence must last when it comes only from stall signals (taskprocessor queue, INVITE setup,
-   * OPTIONS round-trip, CPU and their trends). Default 12 (2 min): a node hiccup is a stall of 5–45 s, and two
+   * OPTIONS round-trip, CPU and their trends). Default 2 min of windows (12 at 10 s): a node hiccup is a stall of 5–45 s, and two
    * hiccups in quick succession look like one stall of up to ~2 min; a taskprocessor backlog grows for 10–30 min.
    */
   stallPersistWindows?: number;
@@ -57,7 +63,7 @@ export interface StatScorerOptions {
    * last `persistWindows + 1` windows (see `queueGrowsSteadily`). Default true.
    */
   growthShortcut?: boolean;
-  /** Corroborated packet-path evidence (see PACKET_SIGNALS) acts after PACKET_PERSIST_WINDOWS. Default true. */
+  /** Corroborated packet-path evidence (see PACKET_SIGNALS) acts after PACKET_PERSIST_MS. Default true. */
   packetShortcut?: boolean;
 }
 
@@ -86,8 +92,15 @@ const STREAK_DECAY = 2;
  */
 const STREAK_HEADROOM = 2 * STREAK_DECAY;
 
-/** Windows corroborated packet-path evidence (PACKET_SIGNALS) must persist. */
-const PACKET_PERSIST_WINDOWS = 2;
+/** How long corroborated packet-path evidence (PACKET_SIGNALS) must persist: two 10 s windows. */
+const PACKET_PERSIST_MS = 20_000;
+const PERSIST_MS = 60_000;
+const STALL_PERSIST_MS = 120_000;
+
+/** Whole windows covering `ms`, at least one. */
+function windowsFor(ms: number, windowMs: number): number {
+  return Math.max(1, Math.ceil(ms / windowMs - 1e-9));
+}
 
 /** Window level of the taskprocessor queue whose shape tells a backlog from a pair of hiccups. */
 const QUEUE_LEVEL_FEATURE = 'taskprocessor.max_queue.mean';
@@ -167,6 +180,7 @@ export class StatScorer implements Scorer {
   private readonly explainTop: number;
   private readonly persistWindows: number;
   private readonly stallPersistWindows: number;
+  private readonly packetPersistWindows: number;
   private readonly signals: Array<{
     name: string;
     source: string;
@@ -193,8 +207,16 @@ export class StatScorer implements Scorer {
     this.zThreshold = options.zThreshold ?? 3;
     this.bias = options.bias ?? -4;
     this.explainTop = options.explainTop ?? 5;
-    this.persistWindows = options.persistWindows ?? 6;
-    this.stallPersistWindows = Math.max(this.persistWindows, options.stallPersistWindows ?? 12);
+    const windowMs = options.windowMs ?? 10_000;
+    if (!(Number.isFinite(windowMs) && windowMs > 0)) {
+      throw new ForesightError('FORESIGHT_ERR_CONFIG', `stat scorer windowMs must be positive, got ${windowMs}`);
+    }
+    this.persistWindows = options.persistWindows ?? windowsFor(PERSIST_MS, windowMs);
+    this.stallPersistWindows = Math.max(
+      this.persistWindows,
+      options.stallPersistWindows ?? windowsFor(STALL_PERSIST_MS, windowMs),
+    );
+    this.packetPersistWindows = windowsFor(PACKET_PERSIST_MS, windowMs);
     this.growthShortcut = options.growthShortcut ?? true;
     this.packetShortcut = options.packetShortcut ?? true;
     for (const [key, v] of Object.entries({
@@ -269,7 +291,7 @@ export class StatScorer implements Scorer {
         : Math.max(0, st.coreStreak - STREAK_DECAY);
       st.packetStreak =
         hasCoreEvidence && packetCorroborated
-          ? Math.min(st.packetStreak + 1, PACKET_PERSIST_WINDOWS + 1 + STREAK_HEADROOM)
+          ? Math.min(st.packetStreak + 1, this.packetPersistWindows + 1 + STREAK_HEADROOM)
           : Math.max(0, st.packetStreak - STREAK_DECAY);
       if (hasEvidence) {
         st.queueLevels.push(queueLevel);
@@ -279,7 +301,7 @@ export class StatScorer implements Scorer {
       }
     }
     if (st.coreStreak > this.persistWindows || st.streak > this.stallPersistWindows) return true;
-    if (this.packetShortcut && st.packetStreak > PACKET_PERSIST_WINDOWS) return true;
+    if (this.packetShortcut && st.packetStreak > this.packetPersistWindows) return true;
     return (
       this.growthShortcut &&
       st.streak > this.persistWindows &&

@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
 import { loadModelArtefact, type ModelManifest } from './artefact.js';
 import type { Scorer } from './scorer.js';
-import { TfjsScorer } from './tfjs-scorer.js';
+import { TfjsScorer, type TfjsScorerOptions } from './tfjs-scorer.js';
 
 /**
  * Loads the TensorFlow.js scorer from a model artefact directory; a model that does not match the feature pipeline is
@@ -10,7 +10,8 @@ import { TfjsScorer } from './tfjs-scorer.js';
 export async function loadTfjsScorer(
   path: string,
   logger: Logger,
+  options: TfjsScorerOptions = {},
 ): Promise<{ scorer: Scorer; manifest: ModelManifest; backend: string }> {
   const artefact = await loadModelArtefact(path, { logger });
-  return { scorer: new TfjsScorer(artefact), manifest: artefact.manifest, backend: artefact.backend };
+  return { scorer: new TfjsScorer(artefact, options), manifest: artefact.manifest, backend: artefact.backend };
 }

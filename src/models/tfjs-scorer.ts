@@ -6,7 +6,7 @@ import { riskFromError } from './calibration.js';
 import { centreValues, type MissingGroup, maskMissing, missingGroups } from './missing-mask.js';
 import { CALLS_FEATURE, type Scorer, UP_FEATURE, unobservedScore } from './scorer.js';
 import type { Tf } from './tf-backend.js';
-import { forecastFromInputs, TREND_INPUTS } from './trend.js';
+import { forecastFromInputs, TREND_INPUTS, type TrendLimits } from './trend.js';
 
 type LayersModel = import('@tensorflow/tfjs').LayersModel;
 
@@ -21,6 +21,8 @@ export interface TfjsScorerOptions {
   elevatedRisk?: number;
   /** Logit units a sustained anomaly gains. Default SUSTAINED_GAIN. */
   sustainedGain?: number;
+  /** The cluster's resource limits for the exhaustion forecasts, over those the model was trained with. */
+  limits?: Partial<TrendLimits>;
 }
 
 /** Logit units a trend gains per e-fold shortening of its forecast, and the cap (same shape as the stat scorer's). */
@@ -137,6 +139,7 @@ export class TfjsScorer implements Scorer {
   private readonly runner: AutoencoderRunner;
   private readonly features: readonly string[];
   private readonly explainTop: number;
+  private readonly limits: TrendLimits;
   private readonly persistMs: number;
   private readonly packetPersistMs: number;
   /** Error at which the anomaly risk reaches EXPLAIN_FLOOR. */
@@ -169,6 +172,7 @@ export class TfjsScorer implements Scorer {
     );
     this.features = artefact.manifest.features;
     this.explainTop = options.explainTop ?? 5;
+    this.limits = { ...artefact.manifest.trend.limits, ...options.limits };
     this.persistMs = (options.persistS ?? DEFAULT_PERSIST_S) * 1000;
     this.packetPersistMs = Math.min(this.persistMs, (options.packetPersistS ?? DEFAULT_PACKET_PERSIST_S) * 1000);
     const cal = this.manifest.calibration;
@@ -280,7 +284,7 @@ export class TfjsScorer implements Scorer {
     }
     const cal = this.manifest.calibration;
     const peersOk = this.read(f, rowAt, this.peersSlot) >= 2;
-    const forecasts = forecastFromInputs(this.trendInputs, row * TREND_INPUTS.length, this.manifest.trend.limits);
+    const forecasts = forecastFromInputs(this.trendInputs, row * TREND_INPUTS.length, this.limits);
 
     // Evidence that must persist: an elevated anomaly, and each fast trend whose level stands out.
     const active: string[] = [];

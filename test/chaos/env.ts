@@ -114,6 +114,8 @@ export interface SidecarConfigOptions {
   /** Deep-merged over the generated config's `actions`. */
   actions?: Record<string, unknown>;
   features?: { windowMs?: number; allowedLatenessMs?: number };
+  /** The config's `model` section (scorer kind, artefact path); omitted: the product default. */
+  model?: Record<string, unknown>;
 }
 
 /**
@@ -166,6 +168,7 @@ export function sidecarConfig(o: SidecarConfigOptions): Record<string, unknown> 
       },
     },
     features: { windowMs: 1000, allowedLatenessMs: 500, ...(o.features ?? {}) },
+    ...(o.model ? { model: o.model } : {}),
     actions,
     store: { kind: 'postgres', url: o.storeUrl },
     api: { host: '127.0.0.1', port: o.apiPort, openLocalMode: true },

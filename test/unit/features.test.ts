@@ -237,6 +237,33 @@ describe('FeatureExtractor vectors', () => {
     expect(fx.knownNodes()).toEqual([{ nodeId: 'x', setId: 7 }]);
   });
 
+  it('counts its lengths in time: with 1 s windows a slope needs 30 s of points and fits 6 min, not 36 windows', () => {
+    // Memory flat for 6 min, then a 20 s burst of +300 MiB (a process starting), then flat again.
+    const burst = (t: number) => 1000 + 300 * Math.min(1, Math.max(0, (t - 360) / 20));
+    const run = (windowMs: number, level = burst) => {
+      const fx = new FeatureExtractor({ nodes: [{ nodeId: 'm' }], windowMs, allowedLatenessMs: 0 });
+      const out: FeatureVector[] = [];
+      for (let t = 0; t < 480; t++) {
+        const sample = { nodeId: 'm', ts: T0 + t * 1000, metric: 'host.memory_rss_mb' as const, value: level(t) };
+        out.push(...fx.ingest([{ ...sample, source: 'sim' }]));
+      }
+      return out.map((v) => ({ t: (v.windowEnd - T0) / 1000, slope: v.features['slope.memory_rss_mb_per_min']! }));
+    };
+    // A ramp from the start: no slope from its first seconds of data, its slope once 30 s are in.
+    const ramp = run(1000, (t) => 1000 + t);
+    expect(ramp.filter((p) => p.t < 30).every((p) => p.slope === 0)).toBe(true);
+    expect(ramp.find((p) => p.t === 40)?.slope).toBeCloseTo(60, 6);
+    const oneSecond = run(1000);
+    // The burst, fitted over 6 min of 1 s windows, is a slope of well under the 900 MiB/min it is over 20 s.
+    const peak = Math.max(...oneSecond.map((p) => p.slope));
+    expect(peak).toBeGreaterThan(10);
+    expect(peak).toBeLessThan(100);
+    // At the default 10 s window the same fit spans the same 6 min: the same order of slope.
+    const tenSecond = Math.max(...run(10_000).map((p) => p.slope));
+    expect(tenSecond / peak).toBeGreaterThan(0.5);
+    expect(tenSecond / peak).toBeLessThan(2);
+  });
+
   it('fits the slope of a linear memory ramp', () => {
     const fx = new FeatureExtractor({ nodes: [{ nodeId: 'm' }] });
     const perMin = 37.5;

@@ -101,6 +101,21 @@ describe('foresight train', () => {
     expect(manifest.evaluation.predictableIncidents).toBe(1);
   }, 120_000);
 
+  it("trains on the feature window asked for, or the config's, and records it in the manifest", async () => {
+    const common = { epochs: 1, quiet: true, logger: silentLogger(), input: [path.join(dir, 'telemetry.jsonl')] };
+    const five = await runTrain({ ...common, windowMs: 5000, out: path.join(dir, 'w5') });
+    expect((await loadModelArtefact(path.join(dir, 'w5'))).manifest.windowMs).toBe(5000);
+    const ten = await runTrain({ ...common, out: path.join(dir, 'w10') });
+    expect((await loadModelArtefact(path.join(dir, 'w10'))).manifest.windowMs).toBe(10_000);
+    // Half the window, about twice the windows from the same recording.
+    expect(five.healthyWindows / ten.healthyWindows).toBeGreaterThan(1.8);
+    const config = path.join(dir, 'w2.json');
+    writeFileSync(config, JSON.stringify({ features: { windowMs: 2000 } }));
+    await runTrain({ ...common, config, out: path.join(dir, 'w2') });
+    expect((await loadModelArtefact(path.join(dir, 'w2'))).manifest.windowMs).toBe(2000);
+    await expect(runTrain({ ...common, windowMs: 10.5, out: path.join(dir, 'x') })).rejects.toThrow(/--window-ms/);
+  }, 120_000);
+
   it('rejects unusable input with a clear error', async () => {
     writeFileSync(path.join(dir, 'bad.csv'), 'a,b\n1,2\n');
     await expect(

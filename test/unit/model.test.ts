@@ -152,6 +152,43 @@ describe('model artefact', () => {
     expect(shipped.manifest.windowMs).toBe(10_000);
   });
 
+  it.each(['stat', 'tfjs'])(
+    "%s: the config's resource limits replace the simulator's in the exhaustion forecasts",
+    async (kind) => {
+      const sim = new SimulatedCluster({ seed: 4, nodes: 3 });
+      const c = new WindowCollector({
+        keepVectors: true,
+        extractor: { nodes: sim.nodeIds.map((nodeId) => ({ nodeId, setId: 1 })) },
+      });
+      collectFromSimulator(sim, 15 * 60_000, c);
+      const healthy = c.vectors.filter((v) => v.observed).at(-1)!;
+      // A host at 2100 MiB used and rising 50 MiB/min faster than its peers: past the simulator's 2048 MiB limit.
+      const growing: FeatureVector = {
+        ...healthy,
+        features: {
+          ...healthy.features,
+          'host.memory_rss_mb.last': 2100,
+          'slope.memory_rss_mb_per_min': 50,
+          'z.peer.memory_slope': 6,
+          'z.self.memory_slope': 6,
+        },
+      };
+      const score = async (env: Record<string, string>) => {
+        const config = loadConfig(undefined, { FORESIGHT_MODEL__KIND: kind, ...env });
+        const { scorer } = await createScorerWithInfo(config, silentLogger());
+        return (await scorer.score([growing]))[0]!;
+      };
+      const simulatorLimits = await score({});
+      expect(simulatorLimits.timeToFailureS).toBe(0);
+      expect(simulatorLimits.explanation[0]?.feature).toBe('forecast.memory_s');
+      // 24 GB of RAM: (24000 - 2100) / 50 min is beyond the forecast horizon, so no forecast at all.
+      const hostLimits = await score({ FORESIGHT_MODEL__LIMITS__MEMORY_LIMIT_MB: '24000' });
+      expect(hostLimits.timeToFailureS).toBeNull();
+      expect(hostLimits.explanation.map((e) => e.feature)).not.toContain('forecast.memory_s');
+      expect(hostLimits.risk).toBeLessThan(simulatorLimits.risk);
+    },
+  );
+
   it('refuses a manifest whose feature list differs, naming the difference', async () => {
     const manifest = JSON.parse(readFileSync(path.join(DEFAULT_MODEL, 'manifest.json'), 'utf8'));
     const swapped = [...manifest.features];

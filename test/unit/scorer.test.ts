@@ -252,6 +252,29 @@ describe('StatScorer', () => {
     for (let i = 0; i < 20; i++) expect(scorer.score([hot])[0]!.risk).toBeLessThanOrEqual(0.5);
   });
 
+  it('persistence is a time: with 1 s windows evidence must last a minute, not six windows', () => {
+    const run = (windowMs: number | undefined, hotWindows: number, total: number) => {
+      const scorer = new StatScorer(windowMs === undefined ? {} : { windowMs });
+      return Array.from({ length: total }, (_, i) => {
+        const hot = i >= 5 && i < 5 + hotWindows;
+        const v = windowAt(i, {
+          'peers.observed': 3,
+          'db.query_ms.count': 20,
+          'z.self.db_query_p95': hot ? 40 : 0,
+          'z.peer.db_query_p95': hot ? 40 : 0,
+        });
+        return scorer.score([v])[0]!.risk;
+      });
+    };
+    // Thirty 1 s windows: half a minute, never acted on; at 10 s windows the same count is five minutes and acts.
+    expect(Math.max(...run(1000, 30, 40))).toBeLessThanOrEqual(0.5);
+    expect(Math.max(...run(undefined, 30, 40))).toBeGreaterThan(0.99);
+    const lasting = run(1000, 70, 80);
+    expect(lasting.slice(0, 5 + 60).every((r) => r <= 0.5)).toBe(true);
+    expect(lasting.slice(5 + 61, 75).every((r) => r > 0.99)).toBe(true);
+    expect(() => new StatScorer({ windowMs: 0 })).toThrow(/windowMs/);
+  });
+
   it('stall evidence alone (queue) must persist longer: two hiccups back to back are not a backlog', () => {
     const run = (hotWindows: (i: number) => boolean, total = 40) => {
       const scorer = new StatScorer();
