@@ -9,7 +9,7 @@ import { pipelineFromConfig, replayFile, settingsFromConfig } from '../eval/repl
 import type { ReplayReport } from '../eval/report.js';
 import { createLogger } from '../log.js';
 import { createScorer } from '../models/factory.js';
-import { readKafkaTelemetry } from './kafka-telemetry.js';
+import { openKafkaTelemetry } from './kafka-telemetry.js';
 
 export interface ReplayOptions {
   /** Telemetry file (JSONL or CSV, gzip detected); or --kafka. */
@@ -42,14 +42,10 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayReport> {
   const logger = createLogger(process.env.FORESIGHT_LOG_LEVEL ?? 'warn');
   const scorer = await createScorer(config, logger);
   const fromKafka = opts.kafka
-    ? await readKafkaTelemetry(
+    ? await openKafkaTelemetry(
         opts.kafka,
         { ...(opts.config ? { config: opts.config } : {}), ...(opts.brokers ? { brokers: opts.brokers } : {}) },
         logger,
-        {
-          start: () => undefined,
-          increment: () => undefined,
-        },
       )
     : null;
   const bar = process.stderr.isTTY
@@ -60,15 +56,20 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayReport> {
     : null;
   bar?.start(0, 0);
   const started = performance.now();
-  const report = await replayFile({
-    input: fromKafka?.source ?? opts.input ?? '',
-    ...(fromKafka ? { samples: fromKafka.samples } : {}),
-    labels: opts.labels ?? [],
-    scorer,
-    settings: settingsFromConfig(config, opts.threshold),
-    pipeline: pipelineFromConfig(config),
-    onProgress: (n) => bar?.update(n),
-  });
+  let report: ReplayReport;
+  try {
+    report = await replayFile({
+      input: fromKafka?.source ?? opts.input ?? '',
+      ...(fromKafka ? { batches: fromKafka.slices() } : {}),
+      labels: opts.labels ?? [],
+      scorer,
+      settings: settingsFromConfig(config, opts.threshold),
+      pipeline: pipelineFromConfig(config),
+      onProgress: (n) => bar?.update(n),
+    });
+  } finally {
+    await fromKafka?.close();
+  }
   bar?.stop();
   const seconds = (performance.now() - started) / 1000;
   if (opts.out) await writeFile(opts.out, `${JSON.stringify(report, null, 1)}\n`);

@@ -11,10 +11,10 @@ import { evaluateScores } from '../models/autoencoder-eval.js';
 import { isGzipFile, openLines } from '../models/csv/input.js';
 import { parseRecord } from '../models/csv/rfc4180.js';
 import { spansFromLabels, spansFromVerdicts, splitHeldOut, trainModel, WindowCollector } from '../models/train.js';
-import { readKafkaTelemetry } from './kafka-telemetry.js';
+import { openKafkaTelemetry } from './kafka-telemetry.js';
 
 export interface TrainCliOptions {
-  /** Telemetry files: JSONL of TelemetrySample or CSV ts,nodeId,metric,value; gzipped or not. These, --kafka, or both. */
+  /** Telemetry files: JSONL of TelemetrySample or CSV ts,nodeId,metric,value; gzipped or not. These or --kafka. */
   input?: string[];
   /** IncidentLabel[] as JSON or JSONL: excluded from healthy, and used to evaluate. */
   labels?: string;
@@ -178,7 +178,11 @@ async function readVerdictsStore(file: string): Promise<AuditRecord[]> {
 export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
   const logger = opts.logger ?? createLogger(process.env.FORESIGHT_LOG_LEVEL ?? 'warn');
   const inputs = opts.input ?? [];
-  if (inputs.length === 0 && !opts.kafka) throw inputError('train needs --input FILE... or --kafka TOPIC@FROM..TO');
+  if ((inputs.length === 0) === (opts.kafka === undefined)) {
+    throw inputError(
+      'train needs either --input FILE... or --kafka TOPIC@FROM..TO (to combine them, export the range)',
+    );
+  }
   if (!opts.out) throw inputError('train needs --out DIR');
   const showBar = !opts.quiet && process.stderr.isTTY === true;
   const bar = showBar
@@ -200,31 +204,6 @@ export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
       throw inputError(`cannot read ${f}: no such file`);
     }
   }, 0);
-  const sources: string[] = [];
-  let samples: TelemetrySample[] = [];
-  let bad = 0;
-  if (inputs.length > 0) {
-    bar?.start(totalBytes, 0, { stage: 'reading ' });
-    const read = await readTelemetry(inputs, hash, (n) => bar?.increment(n));
-    bar?.stop();
-    say(`read ${read.samples.length} samples (${read.bad} unreadable lines) from ${inputs.length} file(s)`);
-    samples = read.samples;
-    bad = read.bad;
-    sources.push(`files: ${inputs.join(', ')}`);
-  }
-  if (opts.kafka) {
-    const read = await readKafkaTelemetry(opts.kafka, opts, logger, {
-      start: (total) => bar?.start(total, 0, { stage: 'kafka   ' }),
-      increment: (n) => bar?.increment(n),
-    });
-    for (const s of read.samples) hash.update(`${JSON.stringify(s)}\n`);
-    bar?.stop();
-    say(`read ${read.samples.length} samples from ${read.source}`);
-    samples = samples.length === 0 ? read.samples : [...samples, ...read.samples].sort((a, b) => a.ts - b.ts);
-    sources.push(read.source);
-  }
-  if (samples.length === 0) throw inputError('no telemetry samples in the input');
-
   const labels = opts.labels
     ? (await readJsonOrJsonl<IncidentLabel>(opts.labels)).map((l, i) => checkLabel(l, opts.labels!, i))
     : [];
@@ -247,9 +226,47 @@ export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
     keepVectors: labels.length > 0,
     ...(windowMs !== undefined ? { extractor: { windowMs } } : {}),
   });
-  const chunk = 50_000;
-  for (let i = 0; i < samples.length; i += chunk) collector.add(samples.slice(i, i + chunk));
-  collector.finish(samples[samples.length - 1]!.ts + 60_000);
+
+  let source: string;
+  let count = 0;
+  let bad = 0;
+  let firstTs = Number.POSITIVE_INFINITY;
+  let lastTs = Number.NEGATIVE_INFINITY;
+  const feed = (batch: readonly TelemetrySample[]) => {
+    if (batch.length === 0) return;
+    count += batch.length;
+    firstTs = Math.min(firstTs, batch[0]!.ts);
+    lastTs = Math.max(lastTs, batch[batch.length - 1]!.ts);
+    collector.add(batch);
+  };
+  if (opts.kafka) {
+    // Streamed slice by slice: a week of a cluster's telemetry does not fit in memory as sample objects.
+    const kafka = await openKafkaTelemetry(opts.kafka, opts, logger);
+    source = kafka.source;
+    const span = kafka.range.toTs - kafka.range.fromTs;
+    bar?.start(Math.ceil(span / 60_000), 0, { stage: 'kafka min' });
+    try {
+      for await (const slice of kafka.slices((doneMs) => bar?.update(Math.floor(doneMs / 60_000)))) {
+        for (const s of slice) hash.update(`${JSON.stringify(s)}\n`);
+        feed(slice);
+      }
+    } finally {
+      await kafka.close();
+    }
+    bar?.stop();
+    say(`read ${count} samples from ${source}`);
+  } else {
+    bar?.start(totalBytes, 0, { stage: 'reading ' });
+    const read = await readTelemetry(inputs, hash, (n) => bar?.increment(n));
+    bar?.stop();
+    say(`read ${read.samples.length} samples (${read.bad} unreadable lines) from ${inputs.length} file(s)`);
+    bad = read.bad;
+    source = `files: ${inputs.join(', ')}`;
+    const chunk = 50_000;
+    for (let i = 0; i < read.samples.length; i += chunk) feed(read.samples.slice(i, i + chunk));
+  }
+  if (count === 0) throw inputError('no telemetry samples in the input');
+  collector.finish(lastTs + 60_000);
   const exclude = [...spansFromLabels(labels, opts.recoveryMs), ...verdicts.confirmed];
   const split = collector.split(exclude, verdicts.false);
   const cols = FEATURE_NAMES.length;
@@ -266,7 +283,7 @@ export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
     calibration: held,
     falseDrain: split.falseDrain,
     name,
-    source: `${sources.join('; ')}${opts.labels ? `; labels ${opts.labels}` : ''}`,
+    source: `${source}${opts.labels ? `; labels ${opts.labels}` : ''}`,
     dataDigest: `sha256:${hash.digest('hex')}`,
     initSeed: seed,
     shuffleSeed: seed + 1,
@@ -286,7 +303,7 @@ export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
     // In-sample for the incidents (they were excluded from training, but the healthy windows around them were not).
     const scores = trained.scorer.score(collector.vectors);
     const nodes = new Set(collector.vectors.map((v) => v.nodeId)).size;
-    const spanMs = samples[samples.length - 1]!.ts - samples[0]!.ts;
+    const spanMs = lastTs - firstTs;
     manifest = {
       ...manifest,
       evaluation: {
@@ -302,7 +319,7 @@ export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
   );
   return {
     out: opts.out,
-    samples: samples.length,
+    samples: count,
     rejected: bad + collector.rejected(),
     healthyWindows: split.healthy.length / cols,
     excludedWindows: split.excluded,

@@ -71,10 +71,10 @@ export async function scoreSamples(
 }
 
 export interface ReplayFileOptions {
-  /** The telemetry file; with `samples`, only the name of where they came from. */
+  /** The telemetry file; with `batches`, only the name of where they came from. */
   input: string;
-  /** Samples already read (a Kafka topic's range), in time order: replayed instead of reading `input`. */
-  samples?: readonly TelemetrySample[];
+  /** Samples from elsewhere (a Kafka topic's range), in time order: replayed instead of reading `input`. */
+  batches?: AsyncIterable<TelemetrySample[]> | Iterable<TelemetrySample[]>;
   labels: string | EvalLabel[];
   scorer: AnyScorer;
   settings: EvaluationSettings;
@@ -87,10 +87,8 @@ export interface ReplayFileOptions {
 export async function replayFile(options: ReplayFileOptions): Promise<ReplayReport> {
   const labels = typeof options.labels === 'string' ? await readLabels(options.labels) : options.labels;
   const read: ReadStats = newReadStats();
-  const given = options.samples;
-  if (given) read.samples = given.length;
   const { series, collector } = await scoreSamples(
-    given ? inChunks(given, 10_000) : readTelemetry(options.input, read),
+    options.batches ? counted(options.batches, read) : readTelemetry(options.input, read),
     options.scorer,
     options.pipeline,
     (c) => options.onProgress?.(c.stats.samples),
@@ -114,6 +112,12 @@ export async function replayFile(options: ReplayFileOptions): Promise<ReplayRepo
   });
 }
 
-function* inChunks<T>(items: readonly T[], size: number): Iterable<T[]> {
-  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+async function* counted(
+  batches: AsyncIterable<TelemetrySample[]> | Iterable<TelemetrySample[]>,
+  read: ReadStats,
+): AsyncGenerator<TelemetrySample[]> {
+  for await (const batch of batches) {
+    read.samples += batch.length;
+    yield batch;
+  }
 }

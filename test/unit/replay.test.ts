@@ -55,13 +55,13 @@ describe('replay', () => {
     expect(JSON.stringify(b)).toBe(JSON.stringify(a));
   });
 
-  it('replays samples already read (a Kafka range) exactly as the file they came from', async () => {
+  it('replays batches from elsewhere (a Kafka range) exactly as the file they came from', async () => {
     const fromFile = await replayFixture();
     const samples = [];
     for await (const batch of readTelemetry(`${FIXTURE}/telemetry.jsonl.gz`, newReadStats())) samples.push(...batch);
     const fromSamples = await replayFile({
       input: 'kafka t.telemetry@0..1',
-      samples,
+      batches: [samples.slice(0, 5000), samples.slice(5000)],
       labels: `${FIXTURE}/labels.json`,
       scorer: enforceScoreContract(new StatScorer()),
       settings: settingsFromConfig(null),
