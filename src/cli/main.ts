@@ -85,11 +85,11 @@ program
     '--kafka <topic@from..to>',
     'read a telemetry topic time range, e.g. foresight.telemetry@2026-11-20T00:00Z..now (from/to: ISO 8601, epoch ms, now, or an age like 24h)',
   )
-  .option('-c, --config <file>', 'config file whose bus.kafka (brokers, client) --kafka uses')
+  .option('-c, --config <file>', 'the sidecar config: bus.kafka (brokers, client) for --kafka, and features.windowMs')
   .option('--brokers <list>', 'bootstrap brokers for --kafka, comma-separated host:port', brokerList)
   .option(
     '--window-ms <ms>',
-    'feature window to train on; must equal the sidecar features.windowMs (default 10000)',
+    "feature window to train on; must equal the sidecar's features.windowMs (default: the config's, else 10000)",
     intArg,
   )
   .option('--name <name>', 'model name in the manifest')
