@@ -7,7 +7,7 @@ import { DEFAULT_WINDOW_MS } from '../features/extractor.js';
 import type { Logger } from '../log.js';
 import { enforceScoreContract, type Scorer } from './scorer.js';
 import { StatScorer } from './stat-scorer.js';
-import type { TrendLimits } from './trend.js';
+import { DEFAULT_TREND_LIMITS, MEMORY_LEVEL_FEATURE, type TrendLimits } from './trend.js';
 
 /** What GET /api/model shows: which scorer decides, on what evidence it was judged. */
 export interface ScorerInfo {
@@ -51,7 +51,12 @@ export async function createScorerWithInfo(
       );
     }
     return {
-      scorer: enforceScoreContract(scorer),
+      scorer: watchLimits(
+        enforceScoreContract(scorer),
+        config,
+        { ...manifest.trend.limits, ...trendLimitsOf(config) },
+        logger,
+      ),
       info: {
         name: manifest.name,
         version: manifest.scorer,
@@ -66,7 +71,12 @@ export async function createScorerWithInfo(
   }
   const scorer = new StatScorer({ windowMs: config.features.windowMs, limits: trendLimitsOf(config) });
   return {
-    scorer: enforceScoreContract(scorer),
+    scorer: watchLimits(
+      enforceScoreContract(scorer),
+      config,
+      { ...DEFAULT_TREND_LIMITS, ...trendLimitsOf(config) },
+      logger,
+    ),
     info: {
       name: 'statistical',
       version: scorer.name,
@@ -81,6 +91,35 @@ export async function createScorerWithInfo(
 /** The limits the config sets (the rest stay the scorer's or the model's). */
 function trendLimitsOf(config: Readonly<ForesightConfig>): Partial<TrendLimits> {
   return Object.fromEntries(Object.entries(config.model.limits).filter(([, v]) => v !== undefined));
+}
+
+/**
+ * Warns once per node, in sidecar mode, when a node reports more memory in use than the memory limit the forecasts
+ * use: every memory forecast of that node then reads "exhausted now". The usual cause is configuration, not a leak:
+ * the node-exporter profile reports the whole host's used memory, which passes the simulator's 2048 MiB on most hosts.
+ */
+function watchLimits(scorer: Scorer, config: Readonly<ForesightConfig>, limits: TrendLimits, logger: Logger): Scorer {
+  if (config.mode !== 'sidecar') return scorer;
+  const warned = new Set<string>();
+  const configured = config.model.limits.memoryLimitMb !== undefined;
+  return {
+    name: scorer.name,
+    score(vectors) {
+      for (const v of vectors) {
+        const used = v.features?.[MEMORY_LEVEL_FEATURE];
+        if (used === undefined || !(used > limits.memoryLimitMb) || warned.has(v.nodeId)) continue;
+        warned.add(v.nodeId);
+        logger.warn(
+          { nodeId: v.nodeId, usedMb: Math.round(used), memoryLimitMb: limits.memoryLimitMb, configured },
+          `node ${v.nodeId} reports ${Math.round(used)} MiB of memory in use, above the ${limits.memoryLimitMb} MiB ` +
+            `the memory forecasts take as its limit${configured ? '' : ' (the simulator default)'}: they read ` +
+            '"exhausted now". Set model.limits.memoryLimitMb to where the node runs out (the host\'s RAM with the ' +
+            'node-exporter profile)',
+        );
+      }
+      return scorer.score(vectors);
+    },
+  };
 }
 
 export async function createScorer(config: Readonly<ForesightConfig>, logger: Logger): Promise<Scorer> {

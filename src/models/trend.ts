@@ -19,6 +19,9 @@ export const DEFAULT_TREND_LIMITS: Readonly<TrendLimits> = Object.freeze({
   inviteSetupLimitMs: 3000,
 });
 
+/** The memory level the memory forecast reads. */
+export const MEMORY_LEVEL_FEATURE = 'host.memory_rss_mb.last';
+
 export type ForecastKind = 'memory' | 'queue' | 'db_latency' | 'invite_latency';
 
 export interface Forecast {
@@ -55,7 +58,7 @@ interface TrendSpec {
 const SPECS: readonly TrendSpec[] = [
   {
     kind: 'memory',
-    levelFeature: 'host.memory_rss_mb.last',
+    levelFeature: MEMORY_LEVEL_FEATURE,
     slopeFeature: slopeFeature('memory_rss_mb'),
     limit: 'memoryLimitMb',
     minSlopePerMin: 0.5,

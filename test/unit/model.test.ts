@@ -189,6 +189,32 @@ describe('model artefact', () => {
     },
   );
 
+  it("a sidecar warns once per node whose memory in use is above the forecasts' limit, naming the setting", async () => {
+    const vector = (nodeId: string, usedMb: number): FeatureVector => ({
+      nodeId,
+      setId: 1,
+      windowStart: 0,
+      windowEnd: 10_000,
+      sampleCount: 1,
+      observed: true,
+      features: { 'node.up.last': 1, 'host.memory_rss_mb.last': usedMb },
+    });
+    const warnings = async (mode: 'sidecar' | 'embedded', env: Record<string, string> = {}) => {
+      const lines: string[] = [];
+      const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+      const config = { ...loadConfig(undefined, env), mode };
+      const { scorer } = await createScorerWithInfo(config, logger);
+      for (let i = 0; i < 3; i++)
+        await scorer.score([vector('ast1', 3100), vector('ast2', 1500), vector('ast3', 2500)]);
+      return lines.map((l) => JSON.parse(l) as { msg: string; nodeId: string });
+    };
+    const out = await warnings('sidecar');
+    expect(out.map((w) => w.nodeId)).toEqual(['ast1', 'ast3']);
+    expect(out[0]!.msg).toMatch(/3100 MiB.*above the 2048 MiB.*simulator default.*model\.limits\.memoryLimitMb/);
+    expect(await warnings('sidecar', { FORESIGHT_MODEL__LIMITS__MEMORY_LIMIT_MB: '24000' })).toEqual([]);
+    expect(await warnings('embedded')).toEqual([]);
+  });
+
   it('refuses a manifest whose feature list differs, naming the difference', async () => {
     const manifest = JSON.parse(readFileSync(path.join(DEFAULT_MODEL, 'manifest.json'), 'utf8'));
     const swapped = [...manifest.features];
