@@ -177,7 +177,7 @@ describe('from stat to a model trained on this cluster', () => {
     // Not merely held under the threshold by the persistence cap (0.7): most of the time the model sees nothing it
     // would even track. Two and a half minutes of training cannot cover the host's variety (start-up DB latency, the
     // machine's memory and CPU, which node_exporter reports for all three nodes), so the upper tail is not asserted:
-    // measured median 0.05-0.22 and p90 0.11-0.59 in seven runs.
+    // measured p90 0.11-0.59 in six runs, median 0.05-0.22 in four.
     settled.sort((a, b) => a - b);
     const at = (q: number) => settled[Math.floor(settled.length * q)]!;
     console.log(`bootstrap live: settled risk p50 ${at(0.5).toFixed(3)} p90 ${at(0.9).toFixed(3)}`);
