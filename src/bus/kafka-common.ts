@@ -9,7 +9,7 @@ import {
   encodeMany,
   payloadExcerpt,
 } from './codec.js';
-import type { BatchHandler, DeliveredRecord, OutgoingRecord, RangeBounds, TopicMap, TopicName } from './port.js';
+import type { BatchHandler, DeliveredRecord, OutgoingRecord, TopicMap, TopicName } from './port.js';
 
 /** Options shared by both Kafka adapters. */
 export interface KafkaBusOptions {
@@ -369,8 +369,4 @@ export function rangesFrom(
     const start = found === undefined || found < 0n || found > end ? end : found;
     return { partition, start, end };
   });
-}
-
-export function boundsOf(ranges: readonly PartitionRange[]): RangeBounds[] {
-  return ranges.map((r) => ({ partition: r.partition, start: r.start.toString(), end: r.end.toString() }));
 }

@@ -5,7 +5,6 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { DeadLetter } from '../messages.js';
 import {
-  boundsOf,
   ConsumerInactiveError,
   decodeRange,
   HookChain,
@@ -228,7 +227,6 @@ export class KafkajsBus implements Bus {
       new Map(ends.map((p) => [p.partition, BigInt(p.high)])),
       options.toTs === undefined ? undefined : new Map(stops.map((p) => [p.partition, BigInt(p.offset)])),
     );
-    options.onRanges?.(boundsOf(ranges));
     const result: RangeEnd = new Map(ranges.map((r) => [r.partition, r.end.toString()]));
     const open = new Map(ranges.filter((r) => r.start < r.end).map((r) => [r.partition, r]));
     if (open.size === 0) return result;

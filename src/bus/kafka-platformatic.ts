@@ -11,7 +11,6 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { DeadLetter } from '../messages.js';
 import {
-  boundsOf,
   ConsumerInactiveError,
   decodeRange,
   HookChain,
@@ -412,10 +411,8 @@ export class PlatformaticBus implements Bus {
       offsetsAt(-1n),
       options.toTs === undefined ? undefined : offsetsAt(BigInt(lookupTimestamp(options.toTs))),
     ]);
-    const ranges = rangesFrom(partitions, starts, ends, stops);
-    options.onRanges?.(boundsOf(ranges));
     const result: RangeEnd = new Map();
-    for (const range of ranges) {
+    for (const range of rangesFrom(partitions, starts, ends, stops)) {
       result.set(range.partition, range.end.toString());
       let next = range.start;
       let idle = 0;

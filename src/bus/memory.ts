@@ -187,7 +187,6 @@ export class MemoryBus implements Bus {
         snapshot: partition.records.slice(first, stop),
       };
     });
-    options.onRanges?.(ranges.map((r) => ({ partition: r.p, start: String(r.base), end: String(r.end) })));
     const ends: RangeEnd = new Map();
     for (const { p, base, end, snapshot } of ranges) {
       ends.set(p, String(end));

@@ -60,15 +60,6 @@ export interface ReadRangeOptions {
    * (late arrivals) are not read. Default: the partition's end as of the call.
    */
   toTs?: number;
-  /** Called once, before any batch, with the offsets each partition will be read between: for progress reports. */
-  onRanges?: (ranges: readonly RangeBounds[]) => void;
-}
-
-/** One partition's offsets a range read covers: [start, end), decimal strings. */
-export interface RangeBounds {
-  partition: number;
-  start: string;
-  end: string;
 }
 
 /**

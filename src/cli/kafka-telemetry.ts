@@ -1,14 +1,9 @@
 import type { Bus } from '../bus/port.js';
+import type { ForesightConfig } from '../config/schema.js';
 import { ForesightError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TelemetrySample } from '../messages.js';
 import { type KafkaTopicRange, parseKafkaRange } from './kafka-range.js';
-
-/** Where `--kafka TOPIC@FROM..TO` finds the broker: the config's bus.kafka, brokers overridable. */
-export interface KafkaSourceOptions {
-  config?: string;
-  brokers?: string[];
-}
 
 /** Slices of one hour: a slice's samples are held (and sorted) at once, the range's never are. */
 export const DEFAULT_SLICE_MS = 3_600_000;
@@ -62,18 +57,20 @@ export interface KafkaTelemetry {
   close(): Promise<void>;
 }
 
-/** Opens the configured Kafka client on the topic `spec` names (TOPIC@FROM..TO, see parseKafkaRange). */
+/**
+ * Opens the config's Kafka client (its bus.kafka: client, and brokers unless `brokerOverride` names others) on the
+ * topic `spec` names (TOPIC@FROM..TO, see parseKafkaRange).
+ */
 export async function openKafkaTelemetry(
   spec: string,
-  opts: KafkaSourceOptions,
+  base: Readonly<ForesightConfig>,
+  brokerOverride: readonly string[] | undefined,
   logger: Logger,
   sliceMs = DEFAULT_SLICE_MS,
 ): Promise<KafkaTelemetry> {
   const range = parseKafkaRange(spec);
-  const { loadConfig } = await import('../config/load.js');
   const { createKafkaBus } = await import('../bus/kafka-factory.js');
-  const base = loadConfig(opts.config);
-  const brokers = opts.brokers && opts.brokers.length > 0 ? opts.brokers : base.bus.kafka.brokers;
+  const brokers = brokerOverride && brokerOverride.length > 0 ? [...brokerOverride] : base.bus.kafka.brokers;
   const config = {
     ...base,
     bus: { ...base.bus, kafka: { ...base.bus.kafka, topicPrefix: range.topicPrefix, brokers } },

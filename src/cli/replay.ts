@@ -41,13 +41,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayReport> {
   }
   const logger = createLogger(process.env.FORESIGHT_LOG_LEVEL ?? 'warn');
   const scorer = await createScorer(config, logger);
-  const fromKafka = opts.kafka
-    ? await openKafkaTelemetry(
-        opts.kafka,
-        { ...(opts.config ? { config: opts.config } : {}), ...(opts.brokers ? { brokers: opts.brokers } : {}) },
-        logger,
-      )
-    : null;
+  const fromKafka = opts.kafka ? await openKafkaTelemetry(opts.kafka, base, opts.brokers, logger) : null;
   const bar = process.stderr.isTTY
     ? new cliProgress.SingleBar(
         { stream: process.stderr, format: 'replay {value} samples', hideCursor: true },

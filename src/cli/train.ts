@@ -158,11 +158,6 @@ async function readTelemetry(
   return { samples, bad };
 }
 
-async function configWindowMs(file: string): Promise<number> {
-  const { loadConfig } = await import('../config/load.js');
-  return loadConfig(file).features.windowMs;
-}
-
 async function readVerdictsStore(file: string): Promise<AuditRecord[]> {
   const { SqliteStore } = await import('../actions/store/sqlite.js');
   const store = new SqliteStore({ path: file });
@@ -220,8 +215,10 @@ export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
   if (opts.windowMs !== undefined && !(Number.isInteger(opts.windowMs) && opts.windowMs >= 100)) {
     throw inputError(`--window-ms must be a whole number of milliseconds, at least 100; got ${opts.windowMs}`);
   }
+  // Read only when there is one to read (a file, or the environment for --kafka).
+  const config = opts.config || opts.kafka ? (await import('../config/load.js')).loadConfig(opts.config) : null;
   // A model only loads where its window is the sidecar's, so the config that names the cluster names the window too.
-  const windowMs = opts.windowMs ?? (opts.config ? await configWindowMs(opts.config) : undefined);
+  const windowMs = opts.windowMs ?? (opts.config ? config?.features.windowMs : undefined);
   const collector = new WindowCollector({
     keepVectors: labels.length > 0,
     ...(windowMs !== undefined ? { extractor: { windowMs } } : {}),
@@ -241,7 +238,7 @@ export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
   };
   if (opts.kafka) {
     // Streamed slice by slice: a week of a cluster's telemetry does not fit in memory as sample objects.
-    const kafka = await openKafkaTelemetry(opts.kafka, opts, logger);
+    const kafka = await openKafkaTelemetry(opts.kafka, config!, opts.brokers, logger);
     source = kafka.source;
     const span = kafka.range.toTs - kafka.range.fromTs;
     bar?.start(Math.ceil(span / 60_000), 0, { stage: 'kafka min' });

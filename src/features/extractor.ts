@@ -3,7 +3,7 @@ import { ForesightError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { type FeatureVector, METRIC_NAMES, METRICS, type MetricName, type TelemetrySample } from '../messages.js';
 import { EWMA_SIGNALS, FEATURE_NAMES, featureIndex, SLOPE_SIGNALS, slopeFeature, Z_SIGNALS } from './names.js';
-import { Ring, robustZ, slopePerMinute } from './stats.js';
+import { Ring, robustZ, slopePerMinute, windowsCovering } from './stats.js';
 
 /** Why a sample was not aggregated. Every rejected sample is reported once with one of these. */
 export type RejectReason =
@@ -276,26 +276,25 @@ export class FeatureExtractor {
     this.windowMs = positiveInt('windowMs', options.windowMs, DEFAULT_WINDOW_MS);
     this.latenessMs = positiveInt('allowedLatenessMs', options.allowedLatenessMs, 2000, 0);
     this.futureSkewMs = positiveInt('maxFutureSkewMs', options.maxFutureSkewMs, 300_000, 0);
-    // Window counts that are 10 s multiples at the default window, the same time at any other.
-    const per10s = DEFAULT_WINDOW_MS / this.windowMs;
-    const windows = (atDefault: number, min: number) => Math.max(min, Math.round(atDefault * per10s));
-    this.baselineWindows = positiveInt('baselineWindows', options.baselineWindows, windows(60, 2), 2);
+    const windows = (ms: number, min: number) => windowsCovering(ms, this.windowMs, min);
+    this.baselineWindows = positiveInt('baselineWindows', options.baselineWindows, windows(600_000, 2), 2);
     this.minBaseline = Math.min(
-      positiveInt('minBaselineWindows', options.minBaselineWindows, windows(6, 2), 2),
+      positiveInt('minBaselineWindows', options.minBaselineWindows, windows(60_000, 2), 2),
       this.baselineWindows,
     );
-    this.shortSlope = positiveInt('slopeWindows', options.slopeWindows, windows(12, 3), 3);
-    this.longSlope = positiveInt('longSlopeWindows', options.longSlopeWindows, windows(36, 3), 3);
+    this.shortSlope = positiveInt('slopeWindows', options.slopeWindows, windows(120_000, 3), 3);
+    this.longSlope = positiveInt('longSlopeWindows', options.longSlopeWindows, windows(360_000, 3), 3);
     this.minSlope = Math.min(
-      positiveInt('minSlopeWindows', options.minSlopeWindows, windows(3, 3), 3),
+      positiveInt('minSlopeWindows', options.minSlopeWindows, windows(30_000, 3), 3),
       this.shortSlope,
     );
     this.gateZ = options.baselineGateZ ?? 4;
-    this.forceEvery = positiveInt('baselineForceEvery', options.baselineForceEvery, windows(10, 1));
+    this.forceEvery = positiveInt('baselineForceEvery', options.baselineForceEvery, windows(100_000, 1));
     this.maxNodes = positiveInt('maxNodes', options.maxNodes, 10_000);
-    this.maxCatchUp = positiveInt('maxCatchUpWindows', options.maxCatchUpWindows, windows(360, 1));
+    this.maxCatchUp = positiveInt('maxCatchUpWindows', options.maxCatchUpWindows, windows(3_600_000, 1));
     this.defaultSetId = options.defaultSetId ?? 1;
-    // The same time constant as 0.3 per 10 s window.
+    // The time constant of 0.3 per 10 s window, at any window (exactly 0.3 at 10 s).
+    const per10s = DEFAULT_WINDOW_MS / this.windowMs;
     this.alpha = options.ewmaAlpha ?? (per10s === 1 ? 0.3 : 1 - 0.7 ** (1 / per10s));
     if (!(this.alpha > 0 && this.alpha <= 1)) {
       throw new ForesightError('FORESIGHT_ERR_CONFIG', `features.ewmaAlpha must be in (0, 1], got ${this.alpha}`);

@@ -63,6 +63,12 @@ export function robustZ(x: number, reference: number[], scaleFloor: number, relF
   return clampZ((x - med) / scale);
 }
 
+/** Whole windows of `windowMs` covering `ms`, at least `min`: how lengths that are times are counted at any window. */
+export function windowsCovering(ms: number, windowMs: number, min = 1): number {
+  // The epsilon keeps 60 000 / 1000 from becoming 61 through rounding error.
+  return Math.max(min, Math.ceil(ms / windowMs - 1e-9));
+}
+
 /** Least-squares slope of (t ms, v) pairs, in units per minute; 0 with fewer than 3 points or a degenerate fit. */
 export function slopePerMinute(times: Ring, values: Ring, minPoints = 3): number {
   const n = Math.min(times.size, values.size);

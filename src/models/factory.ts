@@ -28,10 +28,11 @@ export async function createScorerWithInfo(
   logger: Logger,
 ): Promise<{ scorer: Scorer; info: ScorerInfo }> {
   const threshold = config.actions.guardrails.riskThreshold;
+  const limits = trendLimitsOf(config);
   if (config.model.kind === 'tfjs') {
     const { loadTfjsScorer } = await import('./tfjs-factory.js');
     const path = resolveModelPath(config.model.path);
-    const { scorer, manifest, backend } = await loadTfjsScorer(path, logger, { limits: trendLimitsOf(config) });
+    const { scorer, manifest, backend } = await loadTfjsScorer(path, logger, { limits });
     const trainedWindowMs = manifest.windowMs ?? DEFAULT_WINDOW_MS;
     if (trainedWindowMs !== config.features.windowMs) {
       throw new ForesightError(
@@ -51,12 +52,7 @@ export async function createScorerWithInfo(
       );
     }
     return {
-      scorer: watchLimits(
-        enforceScoreContract(scorer),
-        config,
-        { ...manifest.trend.limits, ...trendLimitsOf(config) },
-        logger,
-      ),
+      scorer: watchLimits(enforceScoreContract(scorer), config, { ...manifest.trend.limits, ...limits }, logger),
       info: {
         name: manifest.name,
         version: manifest.scorer,
@@ -69,14 +65,9 @@ export async function createScorerWithInfo(
       },
     };
   }
-  const scorer = new StatScorer({ windowMs: config.features.windowMs, limits: trendLimitsOf(config) });
+  const scorer = new StatScorer({ windowMs: config.features.windowMs, limits });
   return {
-    scorer: watchLimits(
-      enforceScoreContract(scorer),
-      config,
-      { ...DEFAULT_TREND_LIMITS, ...trendLimitsOf(config) },
-      logger,
-    ),
+    scorer: watchLimits(enforceScoreContract(scorer), config, { ...DEFAULT_TREND_LIMITS, ...limits }, logger),
     info: {
       name: 'statistical',
       version: scorer.name,

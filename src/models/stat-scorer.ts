@@ -1,5 +1,6 @@
 import { ForesightError } from '../errors.js';
 import { latencyCountOf, PACKET_CORROBORATION, PACKET_SIGNALS, Z_SIGNALS } from '../features/names.js';
+import { windowsCovering } from '../features/stats.js';
 import type { FeatureVector, NodeScore, ScoreContribution } from '../messages.js';
 import { activeCallsOf, isUp, type Scorer, unobservedScore } from './scorer.js';
 import { DEFAULT_TREND_LIMITS, forecastExhaustion, type TrendLimits } from './trend.js';
@@ -96,11 +97,6 @@ const STREAK_HEADROOM = 2 * STREAK_DECAY;
 const PACKET_PERSIST_MS = 20_000;
 const PERSIST_MS = 60_000;
 const STALL_PERSIST_MS = 120_000;
-
-/** Whole windows covering `ms`, at least one. */
-function windowsFor(ms: number, windowMs: number): number {
-  return Math.max(1, Math.ceil(ms / windowMs - 1e-9));
-}
 
 /** Window level of the taskprocessor queue whose shape tells a backlog from a pair of hiccups. */
 const QUEUE_LEVEL_FEATURE = 'taskprocessor.max_queue.mean';
@@ -211,12 +207,12 @@ export class StatScorer implements Scorer {
     if (!(Number.isFinite(windowMs) && windowMs > 0)) {
       throw new ForesightError('FORESIGHT_ERR_CONFIG', `stat scorer windowMs must be positive, got ${windowMs}`);
     }
-    this.persistWindows = options.persistWindows ?? windowsFor(PERSIST_MS, windowMs);
+    this.persistWindows = options.persistWindows ?? windowsCovering(PERSIST_MS, windowMs);
     this.stallPersistWindows = Math.max(
       this.persistWindows,
-      options.stallPersistWindows ?? windowsFor(STALL_PERSIST_MS, windowMs),
+      options.stallPersistWindows ?? windowsCovering(STALL_PERSIST_MS, windowMs),
     );
-    this.packetPersistWindows = windowsFor(PACKET_PERSIST_MS, windowMs);
+    this.packetPersistWindows = windowsCovering(PACKET_PERSIST_MS, windowMs);
     this.growthShortcut = options.growthShortcut ?? true;
     this.packetShortcut = options.packetShortcut ?? true;
     for (const [key, v] of Object.entries({

@@ -4,80 +4,47 @@
  * `stat` while it publishes telemetry, `foresight train --kafka` on a range of that topic, `foresight replay --kafka`
  * on a later range the model never saw, then run the sidecar with the trained model against live traffic.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runReplay } from '../../src/cli/replay.js';
 import { runTrain } from '../../src/cli/train.js';
 import { silentLogger } from '../../src/log.js';
 import { ELEVATED_RISK } from '../../src/models/tfjs-scorer.js';
-import {
-  createScratchDatabase,
-  freePort,
-  KAFKA_BROKER,
-  NODE_IDS,
-  type NodeInputs,
-  PG_ADMIN_URL,
-  REPO,
-  type ScratchDatabase,
-  SidecarProcess,
-  sidecarConfig,
-  sleep,
-  waitFor,
-} from '../chaos/env.js';
-import { AmiReplayServer } from '../helpers/ami-replay-server.js';
+import { freePort, KAFKA_BROKER, NODE_IDS, SidecarProcess, sidecarConfig, sleep, waitFor } from '../chaos/env.js';
 import { type SippRun, startUac } from '../helpers/sipp.js';
-import { deleteTestTopics, kafkaService, uniquePrefix } from './kafka-support.js';
-import { type KamailioLab, startKamailioLab } from './kamailio-env.js';
+import { deleteTestTopics, uniquePrefix } from './kafka-support.js';
+import { type RealStack, startRealStack } from './real-stack.js';
 
-const run = promisify(execFile);
 const RECORD_MS = 150_000;
 const HOST_LIMITS = { memoryLimitMb: Math.floor(totalmem() / 2 ** 20) };
 const LIVE_MS = 75_000;
 
-let lab: KamailioLab;
-let db: ScratchDatabase;
+let stack: RealStack;
 let sidecar: SidecarProcess | undefined;
 let uac: SippRun | undefined;
-const ami: AmiReplayServer[] = [];
-const inputs: Record<string, NodeInputs> = {};
 const topicPrefix = uniquePrefix('bootstrap');
 const dir = mkdtempSync(join(tmpdir(), 'bootstrap-'));
 
 beforeAll(async () => {
-  await run('bash', [join(REPO, 'scripts/services/node-exporter.sh'), 'start'], { timeout: 120_000 });
-  await kafkaService('start');
-  lab = await startKamailioLab();
-  db = await createScratchDatabase('bootstrap');
-  for (const id of NODE_IDS) {
-    const server = await AmiReplayServer.start({ username: 'foresight' });
-    ami.push(server);
-    inputs[id] = { amiPort: server.port, dbUrl: PG_ADMIN_URL, metricsUrl: 'http://127.0.0.1:9100/metrics' };
-  }
+  stack = await startRealStack('bootstrap');
 }, 180_000);
 
 afterAll(async () => {
   await uac?.stop();
   await sidecar?.stop();
-  for (const s of ami) await s.close();
-  if (lab) {
-    await lab.activateAll().catch(() => undefined);
-    await lab.stop();
-  }
-  await db?.drop().catch(() => undefined);
+  await stack?.close();
   await deleteTestTopics().catch(() => undefined);
 });
 
 async function startSidecar(name: string, model?: Record<string, unknown>): Promise<SidecarProcess> {
   const config = sidecarConfig({
     name,
-    storeUrl: db.url,
+    storeUrl: stack.db.url,
     apiPort: await freePort(),
     topicPrefix,
-    inputs,
+    inputs: stack.inputs,
     hep: true,
     kamailioStats: true,
     // node_exporter reports the whole host's used memory: its limit is the host's RAM, as an operator would set it.
@@ -90,7 +57,14 @@ async function startSidecar(name: string, model?: Record<string, unknown>): Prom
 
 /** Steady traffic through Kamailio to every backend for `ms`: 4 calls/s of 2 s each. */
 function traffic(ms: number, port: number): SippRun {
-  return startUac({ dir: lab.dir, port, calls: Math.ceil((ms / 1000) * 4), rate: 4, durationMs: 2000, timeoutS: 30 });
+  return startUac({
+    dir: stack.lab.dir,
+    port,
+    calls: Math.ceil((ms / 1000) * 4),
+    rate: 4,
+    durationMs: 2000,
+    timeoutS: 30,
+  });
 }
 
 const drainKinds = (kinds: string[]) => kinds.filter((k) => k.startsWith('Drain') || k.startsWith('Restart'));
@@ -128,7 +102,6 @@ describe('from stat to a model trained on this cluster', () => {
     expect(trained.healthyWindows).toBeGreaterThan(200);
 
     const config = join(dir, 'replay.json');
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(
       config,
       JSON.stringify({

@@ -4,52 +4,21 @@
  * local PostgreSQL, host metrics from node_exporter, SIP from Kamailio's siptrace (HEP on 9060) and its RPC
  * counters, Kafka as the bus, PostgreSQL as the store, the API in open local mode on a free loopback port.
  */
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createScratchDatabase,
-  freePort,
-  NODE_IDS,
-  type NodeInputs,
-  PG_ADMIN_URL,
-  REPO,
-  type ScratchDatabase,
-  SidecarProcess,
-  sidecarConfig,
-  sleep,
-  uriOf,
-  waitFor,
-} from '../chaos/env.js';
-import { AmiReplayServer } from '../helpers/ami-replay-server.js';
+import { freePort, NODE_IDS, SidecarProcess, sidecarConfig, sleep, uriOf, waitFor } from '../chaos/env.js';
 import { startUac } from '../helpers/sipp.js';
-import { kafkaService } from './kafka-support.js';
-import { type KamailioLab, startKamailioLab } from './kamailio-env.js';
+import { type RealStack, startRealStack } from './real-stack.js';
 
-const run = promisify(execFile);
-
-let lab: KamailioLab;
-let db: ScratchDatabase;
+let stack: RealStack;
 let sidecar: SidecarProcess;
-const ami = new Map<string, AmiReplayServer>();
 
 beforeAll(async () => {
-  await run('bash', [join(REPO, 'scripts/services/node-exporter.sh'), 'start'], { timeout: 120_000 });
-  await kafkaService('start');
-  lab = await startKamailioLab();
-  db = await createScratchDatabase('sidecar');
-  const inputs: Record<string, NodeInputs> = {};
-  for (const id of NODE_IDS) {
-    const server = await AmiReplayServer.start({ username: 'foresight' });
-    ami.set(id, server);
-    inputs[id] = { amiPort: server.port, dbUrl: PG_ADMIN_URL, metricsUrl: 'http://127.0.0.1:9100/metrics' };
-  }
+  stack = await startRealStack('sidecar');
   const config = sidecarConfig({
     name: 'sidecar-e2e',
-    storeUrl: db.url,
+    storeUrl: stack.db.url,
     apiPort: await freePort(),
-    inputs,
+    inputs: stack.inputs,
     hep: true,
     kamailioStats: true,
   });
@@ -58,12 +27,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await sidecar?.stop();
-  for (const s of ami.values()) await s.close();
-  if (lab) {
-    await lab.activateAll().catch(() => undefined);
-    await lab.stop();
-  }
-  await db?.drop().catch(() => undefined);
+  await stack?.close();
 });
 
 /** Which sources a node's windows showed so far, read from the features the API serves. */
@@ -74,12 +38,12 @@ describe('foresight run as a sidecar', () => {
     // On a fresh Kamailio the first keepalives may have gone out before the backends listened (state T); round robin
     // then skips those backends until a ping round (5 s) answers. Calls start once every backend is in rotation.
     for (let waited = 0; waited < 20_000; waited += 500) {
-      const list = await lab.dispatcher.list();
+      const list = await stack.lab.dispatcher.list();
       if (list.filter((d) => d.setId === 1).every((d) => d.flags === 'AP')) break;
       await new Promise((r) => setTimeout(r, 500));
     }
     // Calls through Kamailio: round-robin puts INVITEs on every backend, siptrace mirrors them as HEP.
-    const uac = startUac({ dir: lab.dir, port: 5095, calls: 30, rate: 10, durationMs: 1500, timeoutS: 30 });
+    const uac = startUac({ dir: stack.lab.dir, port: 5095, calls: 30, rate: 10, durationMs: 1500, timeoutS: 30 });
     const seen = new Map<string, Seen>(NODE_IDS.map((id) => [id, { ami: false, sip: false, db: false, host: false }]));
     try {
       await waitFor(
@@ -113,7 +77,7 @@ describe('foresight run as a sidecar', () => {
       expect(n.state).toBe('active');
     }
     // Every replay server saw a login and the periodic actions.
-    for (const [id, server] of ami) {
+    for (const [id, server] of stack.ami) {
       expect(server.actions('Login').length, id).toBeGreaterThanOrEqual(1);
       expect(server.actions('CoreShowChannels').length, id).toBeGreaterThanOrEqual(1);
     }
@@ -134,7 +98,7 @@ describe('foresight run as a sidecar', () => {
   it('drains ast2 through the API: Kamailio shows it disabled; undrain puts it back', async () => {
     const drain = await sidecar.post('/api/nodes/ast2/drain', { reason: 'e2e: drain ast2 by hand' });
     expect(drain.status, JSON.stringify(drain.body)).toBe(200);
-    const state = async () => (await lab.dispatcher.list()).find((d) => d.uri === uriOf('ast2'));
+    const state = async () => (await stack.lab.dispatcher.list()).find((d) => d.uri === uriOf('ast2'));
     const drained = await waitFor('ast2 disabled', async () => (await state())?.state === 'disabled' && state(), 5000);
     expect(drained?.flags).toMatch(/^D/);
     // The API's node view follows the engine on its 1 s tick.
