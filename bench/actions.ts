@@ -65,6 +65,8 @@ export async function run(): Promise<{ name: string; value: number; unit: string
       scorer: 'bench',
       observed: rand() > 0.01,
       activeCalls: Math.floor(rand() * 3),
+      activeCallsSource: 'ami',
+      evidence: { calls: { count: Math.floor(rand() * 3), source: 'ami' }, upReported: true, probe: null },
       up: true,
     }));
     let t0 = performance.now();

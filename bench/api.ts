@@ -29,6 +29,8 @@ function benchScore(nodeId: string, ts: number, risk: number): NodeScore {
     scorer: 'stat-v1',
     observed: true,
     activeCalls: 42,
+    activeCallsSource: 'ami',
+    evidence: { calls: { count: 42, source: 'ami' }, upReported: true, probe: null },
     up: true,
   };
 }
@@ -41,7 +43,16 @@ async function serve(): Promise<void> {
     const features: Record<string, number> = {};
     for (let f = 0; f < FEATURES; f++) features[`feature_${f}`] = Math.round(Math.random() * 1e4) / 100;
     cluster.applyFeatures([
-      { nodeId, setId: 1, windowStart: t0, windowEnd: t0 + 10_000, sampleCount: 50, observed: true, features },
+      {
+        nodeId,
+        setId: 1,
+        windowStart: t0,
+        windowEnd: t0 + 10_000,
+        sampleCount: 50,
+        observed: true,
+        features,
+        evidence: { calls: null, upReported: null, probe: null },
+      },
     ]);
     cluster.applyScores([benchScore(nodeId, t0 + 10_000, 0.1)]);
   }
@@ -51,7 +62,15 @@ async function serve(): Promise<void> {
   const app = buildApp(
     {
       cluster,
-      actions: { drain: fail, undrain: fail, restart: fail, pin: fail, unpin: fail, verdict: fail },
+      actions: {
+        drain: fail,
+        undrain: fail,
+        restart: fail,
+        pin: fail,
+        unpin: fail,
+        clearOverride: fail,
+        verdict: fail,
+      },
       audit: { query: async () => [] },
       model: { info: () => ({ name: 'bench', version: '0' }) },
       config: () => ({}),

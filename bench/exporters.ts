@@ -19,6 +19,8 @@ function score(i: number, t0: number): NodeScore {
     scorer: 'stat-v1',
     observed: true,
     activeCalls: i % 50,
+    activeCallsSource: 'ami',
+    evidence: { calls: { count: i % 50, source: 'ami' }, upReported: true, probe: null },
     up: true,
   };
 }

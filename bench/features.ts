@@ -1,12 +1,13 @@
 /**
  * Feature pipeline throughput: synthetic telemetry of a 20-node cluster (about 22 samples per node per second,
  * counters, gauges and latency measurements mixed as the simulator emits them), pre-generated, then ingested in
- * batches of 1000. Figures: ingest alone, and ingest plus the stat scorer on the vectors it emits.
+ * batches of 1000. Figures: ingest alone, and ingest plus the stat scorer on the vectors it emits; and what a node's
+ * checkpoint of the extractor's history costs (JSON bytes, export + serialise, parse + import), per node.
  */
 import { FeatureExtractor } from '../src/features/extractor.js';
 import { syntheticTicks } from '../src/features/synthetic.js';
 import type { TelemetrySample } from '../src/messages.js';
-import { StatScorer } from '../src/models/stat-scorer.js';
+import { StatScorer } from '../src/models/scorers/stat-scorer.js';
 
 interface Figure {
   name: string;
@@ -47,6 +48,27 @@ function pass(samples: TelemetrySample[], withScorer: boolean): { perS: number; 
   return { perS: samples.length / seconds, vectors };
 }
 
+/** Per node: the size of its checkpoint and the time to write and to read one, after 20 min of telemetry. */
+function checkpointCost(samples: TelemetrySample[]): Figure[] {
+  const fx = new FeatureExtractor({ nodes: NODES.map((nodeId) => ({ nodeId })) });
+  for (let i = 0; i < samples.length; i += BATCH) fx.ingest(samples.slice(i, i + BATCH));
+  const rounds = 50;
+  let texts: string[] = [];
+  let started = performance.now();
+  for (let r = 0; r < rounds; r++) texts = fx.exportStates().map((s) => JSON.stringify(s));
+  const exportUs = ((performance.now() - started) * 1000) / (rounds * texts.length);
+  const fresh = new FeatureExtractor({ nodes: NODES.map((nodeId) => ({ nodeId })) });
+  started = performance.now();
+  for (let r = 0; r < rounds; r++) for (const t of texts) fresh.importState(JSON.parse(t));
+  const importUs = ((performance.now() - started) * 1000) / (rounds * texts.length);
+  const bytes = texts.reduce((n, t) => n + Buffer.byteLength(t), 0) / texts.length;
+  return [
+    { name: 'features.checkpoint.bytes_per_node', value: Math.round(bytes), unit: 'bytes' },
+    { name: 'features.checkpoint.export_us_per_node', value: Math.round(exportUs), unit: 'µs' },
+    { name: 'features.checkpoint.import_us_per_node', value: Math.round(importUs), unit: 'µs' },
+  ];
+}
+
 export async function run(): Promise<Figure[]> {
   const samples = generate(1200);
   pass(samples.slice(0, 100_000), true); // warm-up for the JIT
@@ -66,6 +88,7 @@ export async function run(): Promise<Figure[]> {
     { name: 'features.ingest_and_score.samples_per_s', value: Math.round(pipeline), unit: 'samples/s' },
     { name: 'features.ingest_and_score.vectors_per_s', value: Math.round(vectorsPerS), unit: 'vectors/s' },
     { name: 'features.bench.samples', value: samples.length, unit: 'samples' },
+    ...checkpointCost(samples),
   ];
 }
 

@@ -29,6 +29,7 @@ const MODULES: BenchModule[] = [
   { file: './kamailio.js', prefixes: ['drain.'] },
   { file: './exporters.js', prefixes: ['influx.'] },
   { file: './kafka.js', prefixes: ['kafka.'] },
+  { file: './train-memory.js', prefixes: ['train.'] },
 ];
 
 function matches(module: BenchModule, only: string | undefined): boolean {

@@ -1,5 +1,5 @@
-import { SimulatedCluster } from '../src/ingest/simulator/index.js';
 import type { TelemetrySample } from '../src/messages.js';
+import { SimulatedCluster } from '../src/sim/index.js';
 
 const BUDGET_MS = 8000;
 

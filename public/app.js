@@ -96,6 +96,7 @@
       else add('undrain', 'Undrain');
       add('restart', 'Restart');
       add(node.pinned ? 'unpin' : 'pin', node.pinned ? 'Unpin' : 'Pin');
+      if (node.manualOverride) add('clear-override', 'Clear override');
     }
 
     const card = el(
@@ -114,7 +115,14 @@
         el('dt', {}, 'Time to failure'),
         el('dd', {}, fmtDuration(node.timeToFailureS)),
         el('dt', {}, 'Active calls'),
-        el('dd', {}, node.activeCalls ?? '–'),
+        // Unknown is not zero: a count always says who counted it (AMI, or Foresight's SIP dialog count).
+        el(
+          'dd',
+          { 'data-testid': 'calls' },
+          node.activeCalls === null || node.activeCalls === undefined
+            ? 'unknown'
+            : `${node.activeCalls} (${node.activeCallsSource ?? '?'})`,
+        ),
         el('dt', {}, 'Why'),
         el('dd', {}, node.explanation?.[0]?.feature ?? '–'),
       ),
@@ -246,6 +254,48 @@
     noteChart();
   }
 
+  // ---- scorer in charge ------------------------------------------------------------------------------------------
+
+  // Which scorer drives decisions, since when and why (the model lifecycle's promotion figures), from GET /api/model.
+  async function loadScorer() {
+    let info;
+    try {
+      info = await api('/api/model');
+    } catch {
+      $('scorer').replaceChildren('Scorer: unknown (the API did not answer)');
+      return;
+    }
+    const inCharge = info.inCharge;
+    const who = inCharge ? `${inCharge.kind} (${inCharge.name})` : `${info.kind || info.name} (${info.version})`;
+    const line = el(
+      'p',
+      { id: 'scorer-line' },
+      'Decisions by ',
+      el('strong', { id: 'scorer-in-charge', 'data-kind': inCharge ? inCharge.kind : info.kind || '' }, who),
+      inCharge?.since ? ` since ${fmtTime(Date.parse(inCharge.since))}` : '',
+      inCharge?.why ? ` — ${inCharge.why}` : '',
+    );
+    const parts = [line];
+    const lc = info.lifecycle;
+    if (lc) {
+      const phase =
+        lc.phase === 'shadow' && lc.shadow
+          ? `candidate ${lc.shadow.candidate} in shadow until ${fmtTime(Date.parse(lc.shadow.until))} ` +
+            `(alarms: candidate ${lc.shadow.candidateAlarms}, in charge ${lc.shadow.incumbentAlarms}, ` +
+            `${lc.shadow.windows} windows)`
+          : `${lc.phase}${lc.nextCycleAt ? `, next training ${fmtTime(Date.parse(lc.nextCycleAt))}` : ''}`;
+      parts.push(el('p', { id: 'scorer-lifecycle' }, `Model lifecycle: ${phase}`));
+      const reasons = inCharge?.reasons?.length ? inCharge.reasons : lc.lastCycle?.reasons;
+      if (reasons?.length) {
+        const title = inCharge?.reasons?.length
+          ? 'Why it was promoted'
+          : `Last cycle: ${lc.lastCycle.outcome}${lc.lastCycle.candidate ? ` (${lc.lastCycle.candidate})` : ''}`;
+        parts.push(el('details', {}, el('summary', {}, title), el('ul', {}, ...reasons.map((r) => el('li', {}, r)))));
+      }
+    }
+    $('scorer').replaceChildren(...parts);
+  }
+
   // ---- audit timeline --------------------------------------------------------------------------------------------
 
   function auditRow(r) {
@@ -266,6 +316,7 @@
 
   function addAudit(record) {
     if (state.audit.some((r) => r.seq === record.seq && r.seq !== 0)) return;
+    if (String(record.kind).startsWith('Model')) void loadScorer();
     state.audit.unshift(record);
     state.audit.length = Math.min(state.audit.length, 200);
     $('audit').prepend(auditRow(record));
@@ -346,6 +397,16 @@
       updateCard(data.nodeId);
     } else if (type === 'audit') {
       addAudit(data);
+      // A verdict moved a drain threshold: the line on the chart and the risk colours follow the one in use.
+      if (data.kind === 'ThresholdMoved') {
+        api('/api/nodes')
+          .then((nodes) => {
+            state.threshold = nodes.threshold;
+            renderCards();
+            drawChart();
+          })
+          .catch(() => {});
+      }
     }
   }
 
@@ -422,6 +483,8 @@
     state.audit = audit.items;
     renderCards();
     renderAudit();
+    void loadScorer();
+    setInterval(() => void loadScorer(), 30_000);
     const first = [...state.nodes.keys()].sort()[0];
     if (first) await selectNode(first);
     else drawChart();

@@ -7,6 +7,10 @@
  * Options: --clusters N (default 26, 4 nodes x 1 day each), --hours H (24), --workers W (2), --scorers stat,tfjs,
  * --first K (0): start at seed 1000 + K. A run with K > 0 is a confirmation set (after choices were made looking at
  * the default set); it writes docs/evaluation-confirm-<first seed>.md and leaves docs/evaluation.md alone.
+ *
+ * Then the public, real, labelled data sets of test/fixtures/public (src/eval/public): AP and early detection of
+ * stat, the TF.js model and two classic baselines, written to docs/evaluation-public.md and var/evaluation/public.json.
+ * --public-only skips the simulated set; --no-public skips the public one.
  */
 import { fork } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -18,6 +22,7 @@ import { type AnyScorer, SeriesCollector } from '../src/eval/collect.js';
 import { FixedThresholdScorer } from '../src/eval/fixed-threshold.js';
 import { renderReportHtml } from '../src/eval/html.js';
 import type { DetectorSummary } from '../src/eval/metrics.js';
+import { evaluatePublic, markdownTable, renderPublicMarkdown, renderPublicText } from '../src/eval/public/run.js';
 import { createRecordingCluster, recordedLabels } from '../src/eval/record.js';
 import { pipelineFromConfig, settingsFromConfig } from '../src/eval/replay.js';
 import {
@@ -29,7 +34,7 @@ import {
 } from '../src/eval/report.js';
 import { silentLogger } from '../src/log.js';
 import type { TelemetrySample } from '../src/messages.js';
-import { createScorer } from '../src/models/factory.js';
+import { createScorer } from '../src/models/scorers/factory.js';
 
 const SEED_BASE = 1000;
 const NODES = 4;
@@ -44,6 +49,8 @@ interface Args {
   hours: number;
   workers: number;
   scorers: string[];
+  publicOnly: boolean;
+  noPublic: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -58,6 +65,8 @@ function parseArgs(argv: string[]): Args {
     hours: Number(get('hours') ?? 24),
     workers: Number(get('workers') ?? 2),
     scorers: (get('scorers') ?? (tfjsAvailable ? 'stat,tfjs' : 'stat')).split(',').filter(Boolean),
+    publicOnly: argv.includes('--public-only'),
+    noPublic: argv.includes('--no-public'),
   };
 }
 
@@ -175,13 +184,7 @@ function targetRows(d: DetectorSummary, r: ReplayReport): string[][] {
   ];
 }
 
-function table(head: string[], rows: string[][]): string {
-  return [
-    `| ${head.join(' | ')} |`,
-    `|${head.map(() => '---').join('|')}|`,
-    ...rows.map((r) => `| ${r.join(' | ')} |`),
-  ].join('\n');
-}
+const table = markdownTable;
 
 function detectorTable(ds: DetectorSummary[]): string {
   return table(
@@ -208,8 +211,26 @@ function detectorTable(ds: DetectorSummary[]): string {
   );
 }
 
+/** The public-data evaluation: one table per data set, to stdout, docs/evaluation-public.md and var/evaluation. */
+async function runPublic(): Promise<void> {
+  const started = performance.now();
+  const results = await evaluatePublic();
+  mkdirSync('var/evaluation', { recursive: true });
+  writeFileSync('var/evaluation/public.json', `${JSON.stringify(results, null, 1)}\n`);
+  writeFileSync('docs/evaluation-public.md', `# Evaluation on public data\n\n${renderPublicMarkdown(results)}`);
+  console.log(renderPublicText(results));
+  console.log(
+    `\npublic data: ${results.length} data sets in ${((performance.now() - started) / 1000).toFixed(0)} s; ` +
+      'docs/evaluation-public.md and var/evaluation/public.json written',
+  );
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (args.publicOnly) {
+    await runPublic();
+    return;
+  }
   const manifestPath = `${MODEL_DIR}/manifest.json`;
   if (existsSync(manifestPath)) {
     // Held-out means held out: refuse to evaluate on a seed the model was trained or calibrated on.
@@ -338,9 +359,10 @@ ${sections.join('\n')}
 ## How it is measured
 
 The simulator output goes through the same code as \`foresight replay\` (src/eval): the live FeatureExtractor, the scorer,
-and the simulated action layer (src/eval/policy.ts: K consecutive windows at or above the threshold, then the live
-guardrail check \`evaluateDrain\`; the drain/restart/recovery lifecycle is modelled because a recording cannot answer
-the engine's questions — see the comment there). Drains are scored against the simulator's labels (src/eval/metrics.ts):
+and the action layer of a replay (src/eval/policy.ts): the decision core of the live engine (src/core: the same drain
+decisions, guardrails, shared-fault rule and lifecycle steps), driven by a model of what follows each decision — calls
+ending after the drain, the restart's downtime, probe answers — because a recording made without Foresight cannot
+answer the core's questions (see the comment there). Drains are scored against the simulator's labels (src/eval/metrics.ts):
 
 - a drain on the incident's node in [onset, crash) catches it; the first is a true drain, lead = crash − drain;
 - DB degradation and retransmission storms keep the node up after the failure moment, failing new calls for 10–30 min
@@ -360,6 +382,36 @@ the engine's questions — see the comment there). Drains are scored against the
 - reactive baseline (Kamailio OPTIONS probing): the node leaves rotation only once it stops answering, so lead 0 and
   every active call dropped; fixed-threshold baseline: static limits on raw readings (src/eval/fixed-threshold.ts)
   through the same policy.
+
+## Public, real, labelled data: how it is measured
+
+The simulator is our own; so \`npm run evaluate\` also scores public recordings of real servers with labelled anomaly
+windows (test/fixtures/public, origin, licence and any cut in SOURCES.md there) and writes one table per data set to
+docs/evaluation-public.md and var/evaluation/public.json (\`--public-only\` runs only this part). Code: src/eval/public.
+
+- Detectors: \`stat\` and \`tfjs\`, the product's scorers, through one adapter (src/eval/public/scorers.ts: how a
+  generic metric column reaches them is written there), and two classic baselines (src/eval/public/baselines.ts):
+  rolling z-score (|x − mean| / std of the previous 100 values) and windowed Gaussian (NAB's baseline: a Gaussian of
+  the last 6400 values, refreshed every 100). Several columns: a baseline scores a row by its largest column score.
+  Every detector is causal: a row's score depends on that row and earlier ones only.
+- Probation: the first min(15 % of the rows, 750) rows (NAB's rule) are learnt from and not scored. \`tfjs\` is trained
+  on them (first 80 %) and calibrated on the rest of them (held out); the others learn online from the start.
+- Average precision (AP), point-wise: every scored row is a positive when it lies inside a labelled window. Rows are
+  ranked by the detector's raw score (full precision; the product's risk where it has no other), highest first; rows
+  with equal scores enter together. AP = Σ over distinct score levels of (recall gained at that level) × (precision
+  at that level). A random ranking gets the share of positive rows, printed with each table.
+- Early detection, NAB-style (standard profile): at a threshold, an alarm is a row whose score reaches the threshold
+  when the row before did not (a detector that stays above raises one alarm, as a drain is one action). For each
+  window, the first alarm inside it earns 2 / (1 + e^(5y)) − 1, y = −1 at the window's first row and 0 at its last
+  (≈ 0.987 to 0; earlier is better); later alarms inside the same window earn and cost nothing; a window without an
+  alarm costs 1; every alarm outside all windows costs 0.11. The sum S is normalised as 100 (S − S_never) /
+  (S_perfect − S_never), S_never = −(windows) (never alarming), S_perfect = 0.987 × windows (an alarm on every
+  window's first row, none elsewhere): 100 is perfect, 0 is no better than never alarming, negative is worse.
+  "Best threshold" is the best score over every distinct score of the detector on that data set (at most 400, spread
+  over the ranks, plus never alarming): chosen on the test data, the same search for every detector, so an upper
+  bound for each. "At drain threshold" is the product scorers' calibrated risk at the default 0.8, chosen beforehand.
+- "Rows at its lowest score": the share of scored rows at the detector's lowest score, which it cannot order among
+  themselves (a risk held at its floor below a threshold leaves AP nothing to rank there).
 
 ## Formats
 
@@ -391,6 +443,7 @@ drainedAt, leadS, activeAtCrash, activeAtDrain, callsDroppedEstimate, callsSaved
   console.log(
     `\n${args.clusters * NODES * (args.hours / 24)} node-days in ${seconds.toFixed(0)} s; ${docPath} written`,
   );
+  if (!args.noPublic && args.first === 0) await runPublic();
 }
 
 if (process.argv[2] === '--worker') {

@@ -19,8 +19,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { Command } from 'commander';
 import { linearRegression } from 'simple-statistics';
-import { SimulatedCluster } from '../src/ingest/simulator/index.js';
 import type { TelemetrySample } from '../src/messages.js';
+import { SimulatedCluster } from '../src/sim/index.js';
 import {
   CHAOS_VAR,
   createScratchDatabase,

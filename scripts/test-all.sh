@@ -3,13 +3,24 @@
 # installed and started by the project's own scripts. Services this run started are stopped again at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SERVICES=(databases victoria-metrics chromium node-exporter kamailio kafka)
+SERVICES=(databases victoria-metrics chromium node-exporter kamailio kafka asterisk)
 
 started=()
 cleanup() {
   for svc in "${started[@]}"; do bash "scripts/services/$svc.sh" stop >/dev/null 2>&1 || true; done
 }
 trap cleanup EXIT
+
+# Which Node ran this, and whether it is in the range package.json supports (README "Supported Node").
+echo "== node $(node --version) (npm $(npm --version)); supported: $(node -p 'require("./package.json").engines.node')"
+node -e '
+  const want = require("./package.json").engines.node.match(/^>=(\d+)\.(\d+)/);
+  const [maj, min] = process.versions.node.split(".").map(Number);
+  if (!want || maj < +want[1] || (maj === +want[1] && min < +want[2])) {
+    console.error(`node ${process.version} is outside the supported range`);
+    process.exit(1);
+  }
+'
 
 echo "== lint and types"
 npx biome check .

@@ -8,19 +8,16 @@
 import { createHash } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { FEATURE_NAMES } from '../src/features/names.js';
-import { KEEPS_CALLS } from '../src/ingest/simulator/incidents.js';
-import { SimulatedCluster, type SimulatedClusterInput } from '../src/ingest/simulator/index.js';
 import { createLogger } from '../src/log.js';
 import type { IncidentLabel, NodeScore } from '../src/messages.js';
-import { type ModelManifest, saveModelArtefact } from '../src/models/artefact.js';
-import { evaluateScores } from '../src/models/autoencoder-eval.js';
-import {
-  collectFromSimulator,
-  DEFAULT_DRILLS,
-  spansFromLabels,
-  trainModel,
-  WindowCollector,
-} from '../src/models/train.js';
+import { type ModelManifest, saveModelArtefact } from '../src/models/artefact/format.js';
+import { collectFromSimulator, DEFAULT_DRILLS } from '../src/models/training/drills.js';
+import { evaluateScores } from '../src/models/training/evaluate.js';
+import { trainModel } from '../src/models/training/fit.js';
+import { spansFromLabels } from '../src/models/training/labels.js';
+import { WindowCollector } from '../src/models/training/windows.js';
+import { KEEPS_CALLS } from '../src/sim/incidents.js';
+import { SimulatedCluster, type SimulatedClusterInput } from '../src/sim/index.js';
 
 const HOUR = 3_600_000;
 

@@ -3,8 +3,14 @@
  * Times are epoch milliseconds (event time, not wall time) unless a field name says otherwise.
  */
 
-/** Where a sample came from. `sim` is the cluster simulator, which speaks the same metric vocabulary as the collectors. */
-export type TelemetrySource = 'ami' | 'sip' | 'db' | 'host' | 'sim';
+/**
+ * Where a sample came from. `sim` is the cluster simulator, which speaks the same metric vocabulary as the collectors;
+ * `probe` is Foresight's own OPTIONS prober (src/ingest/probe).
+ */
+export type TelemetrySource = 'ami' | 'sip' | 'db' | 'host' | 'sim' | 'probe';
+
+/** Every TelemetrySource, for the validators at the bus and file boundaries. */
+export const TELEMETRY_SOURCES: readonly TelemetrySource[] = ['ami', 'sip', 'db', 'host', 'sim', 'probe'];
 
 /**
  * How a metric is aggregated into a window.
@@ -14,7 +20,11 @@ export type TelemetrySource = 'ami' | 'sip' | 'db' | 'host' | 'sim';
  */
 export type MetricKind = 'counter' | 'gauge' | 'latency';
 
-/** Every metric a collector or the simulator may emit, with its kind and unit. Closed set: unknown names are rejected. */
+/**
+ * Every metric a collector or the simulator may emit, with its kind and unit. Closed set: unknown names are rejected.
+ * `modelInput: false` marks evidence for the lifecycle decisions that is not a model input: it stays out of
+ * FEATURE_NAMES, so the trained artefacts (whose manifest must list FEATURE_NAMES exactly) remain valid.
+ */
 export const METRICS = {
   /** New inbound calls (Newchannel on the trunk from Kamailio). count */
   'calls.started': { kind: 'counter', unit: 'count' },
@@ -60,7 +70,27 @@ export const METRICS = {
   'rtcp.loss_pct': { kind: 'gauge', unit: 'percent' },
   /** 1 while the node answers (AMI connected and FullyBooted), 0 when it is down or restarting. boolean */
   'node.up': { kind: 'gauge', unit: 'boolean' },
-} as const satisfies Record<string, { kind: MetricKind; unit: string }>;
+  /**
+   * Confirmed SIP dialogs with the node (a 2xx to an INVITE crossed between the proxy and the node, no BYE yet),
+   * counted from the HEP stream. Emitted only while the count is complete: after a warm-up since mirrored traffic of
+   * the node was first (or again) seen, because dialogs set up before then are invisible. No sample means unknown,
+   * never 0. dialogs
+   */
+  'sip.dialogs_active': { kind: 'gauge', unit: 'dialogs', modelInput: false },
+  /**
+   * The same count, emitted whenever the node's traffic is seen, also during warm-up: a lower bound (a value above 0
+   * proves calls are up; 0 proves nothing until sip.dialogs_active is emitted). dialogs
+   */
+  'sip.dialogs_seen': { kind: 'gauge', unit: 'dialogs', modelInput: false },
+  /** OPTIONS probes Foresight itself sent to the node. count */
+  'probe.options_sent': { kind: 'counter', unit: 'count', modelInput: false },
+  /** OPTIONS probes without any final reply within the probe timeout. count */
+  'probe.options_lost': { kind: 'counter', unit: 'count', modelInput: false },
+  /** Round trip of an answered OPTIONS probe (any final reply), one sample per answered probe. ms */
+  'probe.options_rtt_ms': { kind: 'latency', unit: 'ms', modelInput: false },
+  /** OPTIONS probes answered 5xx (503: Asterisk refuses new work, e.g. a graceful shutdown is pending). count */
+  'probe.options_5xx': { kind: 'counter', unit: 'count', modelInput: false },
+} as const satisfies Record<string, { kind: MetricKind; unit: string; modelInput?: false }>;
 
 export type MetricName = keyof typeof METRICS;
 export const METRIC_NAMES = Object.keys(METRICS) as MetricName[];
@@ -68,6 +98,14 @@ export const METRIC_NAMES = Object.keys(METRICS) as MetricName[];
 export function isMetricName(name: string): name is MetricName {
   return Object.hasOwn(METRICS, name);
 }
+
+/** False for evidence-only metrics (see METRICS). */
+export function isModelInput(metric: MetricName): boolean {
+  return !('modelInput' in METRICS[metric]);
+}
+
+/** The metrics the feature pipeline turns into model features, in METRICS order. */
+export const MODEL_METRIC_NAMES: readonly MetricName[] = METRIC_NAMES.filter(isModelInput);
 
 /** One observation of one metric on one node. Keyed on the bus by `nodeId`. */
 export interface TelemetrySample {
@@ -96,6 +134,8 @@ export interface FeatureVector {
   observed: boolean;
   /** Named features; names come from FEATURE_NAMES in src/features. Missing inputs are 0, never NaN. */
   features: Record<string, number>;
+  /** What the window itself reported (calls and who counted them, liveness, probes), with null for silence. */
+  evidence: WindowEvidence;
 }
 
 /** One feature's share of a score, for the explanation shown to operators. */
@@ -115,6 +155,13 @@ export interface NodeScore {
   ts: number;
   /** Probability-like risk of failure soon, in [0, 1]; enforced at the scorer boundary. */
   risk: number;
+  /**
+   * The scorer's uncalibrated evidence at full precision (>= 0, unbounded, monotone in the evidence): what ranks
+   * windows, where `risk` saturates. Absent from scorers that have none, and while warming up.
+   */
+  rawScore?: number;
+  /** True while the scorer has not learnt enough of this node to judge it: risk 0 then claims nothing. */
+  warmup?: boolean;
   /** Predicted seconds until failure, or null where no trend allows an estimate. s */
   timeToFailureS: number | null;
   /** The features that drive the score, largest first. */
@@ -123,16 +170,50 @@ export interface NodeScore {
   scorer: string;
   /** Copied from the feature vector: an unobserved node's risk is not evidence of health. */
   observed: boolean;
-  /** Active channels at window end, for the drain lifecycle. channels */
-  activeCalls: number;
-  /** Whether the node was up at window end (node.up). */
+  /** Active calls at window end as counted by `activeCallsSource`; null when nothing counted them in the window. */
+  activeCalls: number | null;
+  activeCallsSource: CallsSource | null;
+  /** Whether the node was up at window end (node.up; a node that never reported it is assumed up by the scorers). */
   up: boolean;
+  /** What the window itself reported, for the decision core: never filled in from assumptions. */
+  evidence: WindowEvidence;
+}
+
+/** Who counted a node's active calls: Asterisk over AMI (the simulator stands in for it), or Foresight's SIP dialogs. */
+export type CallsSource = 'ami' | 'sip';
+
+/** Foresight's own SIP OPTIONS probes of one node over one window. */
+export interface ProbeWindow {
+  sent: number;
+  /** Probes left without any reply within the probe timeout. */
+  lost: number;
+  /** Replies 5xx (the node answers but refuses work). */
+  replies5xx: number;
+  /** Median round trip of the answered probes, null when none was answered. ms */
+  rttMsP50: number | null;
+}
+
+/**
+ * What one window reported, as opposed to what a scorer assumes: the evidence that drain, restart and return rest on.
+ * Null means "nobody said": unknown, never zero, never healthy.
+ */
+export interface WindowEvidence {
+  calls: { count: number; source: CallsSource } | null;
+  /** node.up as the node itself reported it in the window (AMI FullyBooted, or the simulator); null without a report. */
+  upReported: boolean | null;
+  probe: ProbeWindow | null;
 }
 
 /** Lifecycle states of a node as Foresight drives it. */
-export type NodeLifecycleState = 'active' | 'draining' | 'restarting' | 'recovering';
+export type NodeLifecycleState = 'active' | 'draining' | 'restarting' | 'recovering' | 'quarantined';
 
-export const LIFECYCLE_STATES: readonly NodeLifecycleState[] = ['active', 'draining', 'restarting', 'recovering'];
+export const LIFECYCLE_STATES: readonly NodeLifecycleState[] = [
+  'active',
+  'draining',
+  'restarting',
+  'recovering',
+  'quarantined',
+];
 
 /** What an action asks for. */
 export type DrainAction = 'drain' | 'undrain' | 'restart' | 'pin' | 'unpin';
@@ -177,6 +258,13 @@ export const AUDIT_KINDS = [
   'Resumed',
   'OverrideCleared',
   'RecoveryFailed',
+  'DrainWaiting',
+  'Quarantined',
+  'ThresholdMoved',
+  /** Model lifecycle (src/models/lifecycle/), on node `model`: a scorer took over, was refused, was rolled back. */
+  'ModelPromoted',
+  'ModelRefused',
+  'ModelRolledBack',
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
@@ -245,6 +333,24 @@ export const FAILURE_MODES: readonly FailureMode[] = [
   'retransmission_storm',
   'sudden_crash',
 ];
+
+/**
+ * A checkpoint of what one stage learnt about one node (docs/reliability.md, "state across replicas"), keyed
+ * `<kind>:<nodeId>` on the compacted `state` topic. `state` is the stage's own format; the stage that reads it checks
+ * it and starts the node cold when it does not fit.
+ */
+export interface StateCheckpoint {
+  kind: 'features' | 'scorer';
+  nodeId: string;
+  /** End of the last window the state includes, epoch ms. */
+  windowEnd: number;
+  /** When it was written, epoch ms. */
+  ts: number;
+  state: unknown;
+}
+
+/** What a stage answers when asked to take a checkpointed state over: refused states name why. */
+export type StateImport = { ok: true } | { ok: false; reason: string };
 
 /** A message that could not be processed, with why and where it came from. */
 export interface DeadLetter {

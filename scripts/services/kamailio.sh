@@ -5,6 +5,11 @@
 # unix:$VAR/run/kamailio_ctl; HEPv3 mirrored to 127.0.0.1:9060. Config: deploy/kamailio/test/. PID file, log and
 # runtime files under $FORESIGHT_KAMAILIO_HOME (default <repo>/var/kamailio, git-ignored).
 # Idempotent: start while running is a no-op; stop acts on the PID file only.
+# A second instance (a fleet of proxies in tests) needs its own FORESIGHT_KAMAILIO_HOME and ports:
+#   FORESIGHT_KAMAILIO_SIP_PORT (5060), FORESIGHT_KAMAILIO_RPC_PORT (HTTP, 5080), FORESIGHT_KAMAILIO_RPC_UDP_PORT
+#   (5081), FORESIGHT_KAMAILIO_HEP_PORT (9060); kamailio.cfg reads them through FORESIGHT_KAM_* below.
+# FORESIGHT_KAMAILIO_LIST: the dispatcher list it loads at each start (default deploy/kamailio/test/dispatcher.list,
+#   the sipp backends), e.g. a list of the Asterisk lab nodes for a proxy in front of them.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -13,9 +18,13 @@ RUN="$VAR/run"
 PID_FILE="$VAR/kamailio.pid"
 LOG_FILE="$VAR/kamailio.log"
 CFG="$REPO/deploy/kamailio/test/kamailio.cfg"
-LIST_SRC="$REPO/deploy/kamailio/test/dispatcher.list"
+LIST_SRC="${FORESIGHT_KAMAILIO_LIST:-$REPO/deploy/kamailio/test/dispatcher.list}"
 LIST="$VAR/dispatcher.list"
-RPC_URL="http://127.0.0.1:5080/RPC"
+SIP_PORT="${FORESIGHT_KAMAILIO_SIP_PORT:-5060}"
+RPC_PORT="${FORESIGHT_KAMAILIO_RPC_PORT:-5080}"
+RPC_UDP_PORT="${FORESIGHT_KAMAILIO_RPC_UDP_PORT:-5081}"
+HEP_PORT="${FORESIGHT_KAMAILIO_HEP_PORT:-9060}"
+RPC_URL="http://127.0.0.1:$RPC_PORT/RPC"
 START_TIMEOUT_S="${FORESIGHT_KAMAILIO_START_TIMEOUT_S:-20}"
 
 log() { echo "kamailio.sh: $*" >&2; }
@@ -23,6 +32,16 @@ log() { echo "kamailio.sh: $*" >&2; }
 export FORESIGHT_KAM_RUNDIR="$RUN"
 export FORESIGHT_KAM_LIST_FILE="$LIST"
 export FORESIGHT_KAM_CTL_SOCKET="unix:$RUN/kamailio_ctl"
+export FORESIGHT_KAM_SIP_PORT="$SIP_PORT"
+export FORESIGHT_KAM_RPC_PORT="$RPC_PORT"
+export FORESIGHT_KAM_RPC_DGRAM="udp:127.0.0.1:$RPC_UDP_PORT"
+export FORESIGHT_KAM_HEP_URI="sip:127.0.0.1:$HEP_PORT"
+
+# Other ports with the default home would share (and overwrite) the first instance's PID file and sockets.
+if [[ "$RPC_PORT" != 5080 && -z "${FORESIGHT_KAMAILIO_HOME:-}" ]]; then
+  log "a second instance (RPC port $RPC_PORT) needs its own FORESIGHT_KAMAILIO_HOME"
+  exit 2
+fi
 
 install_packages() {
   local missing=()
@@ -55,12 +74,20 @@ install_packages() {
 }
 
 running_pid() {
-  [[ -f "$PID_FILE" ]] || return 1
   local pid
   pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-  [[ -n "$pid" ]] || return 1
   # A stale PID file may name a recycled PID: only a kamailio process started with our config counts.
-  if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "kamailio.*$CFG"; then
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null &&
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "kamailio.*$CFG"; then
+    echo "$pid"
+    return 0
+  fi
+  # The PID file can be lost while ours runs on (seen: a second start's instance, which could not bind our ports,
+  # wrote its own PID there and removed the file as it exited). Ours is then the oldest kamailio started with our
+  # config and our PID file; found, it is written back, so stop and restart reach it.
+  pid="$(pgrep -o -f -- "kamailio -f $CFG .*-P $PID_FILE" || true)"
+  if [[ -n "$pid" ]]; then
+    echo "$pid" >"$PID_FILE"
     echo "$pid"
     return 0
   fi
@@ -74,7 +101,7 @@ rpc_ready() {
   else
     # No curl on a minimal machine: speak HTTP/1.0 over bash's /dev/tcp.
     (
-      exec 3<>/dev/tcp/127.0.0.1/5080 || exit 1
+      exec 3<>/dev/tcp/127.0.0.1/$RPC_PORT || exit 1
       printf 'POST /RPC HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' "${#body}" "$body" >&3
       timeout 1 cat <&3 | grep -q '"uptime"'
     ) 2>/dev/null
@@ -88,6 +115,11 @@ start() {
     return 0
   fi
   install_packages
+  # Someone else's Kamailio on our ports would answer the readiness check below while ours fails to bind; say so.
+  if rpc_ready; then
+    log "JSON-RPC $RPC_URL already answers, but not from a kamailio started here with $CFG: stop that one first"
+    return 1
+  fi
   mkdir -p "$RUN"
   rm -f "$PID_FILE"
   # Each start loads the list from the repo, so a restart resets every destination to its file flags (as in production).
@@ -135,9 +167,9 @@ stop() {
     log "pid $pid ignored SIGTERM for 10s, sending SIGKILL"
     kill -9 "$pid" 2>/dev/null || true
   fi
-  # Children of the old instance may hold 5060/5080 for a moment; wait until the ports are free for a quick restart.
+  # Children of the old instance may hold its ports for a moment; wait until they are free for a quick restart.
   for _ in $(seq 1 50); do
-    (exec 3<>/dev/tcp/127.0.0.1/5080) 2>/dev/null || break
+    (exec 3<>/dev/tcp/127.0.0.1/$RPC_PORT) 2>/dev/null || break
     sleep 0.1
   done
   rm -f "$PID_FILE"

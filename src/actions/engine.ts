@@ -1,23 +1,54 @@
 /**
- * The action engine: turns scores into drains through the guardrails, drives each node through
- * active → draining → restarting → recovering → active, and keeps the store as the record of what is true, so a
- * restarted Foresight resumes where it was.
+ * The action engine: the I/O shell around the decision core (src/core/). The core says what to do with each node —
+ * drain, wait, restart, return, quarantine — from the evidence of its windows; the engine does it (dispatcher,
+ * restarter), retries what failed, keeps the store as the record of what is true (so a restarted Foresight resumes
+ * where it was) and writes every step to the audit trail with the evidence the core named.
  *
  * All public operations run one at a time (a promise chain), so scores, ticks and operator requests never interleave
  * on one node's state. Dispatcher retries therefore hold the queue for a few seconds at most.
  *
  * Reset versus manual change (see reconcile()): a destination Foresight keeps disabled that shows up enabled again
  * was either reset wholesale (dispatcher.reload or a Kamailio restart reloads every state from the list file) or
- * enabled by a person. It is called a wholesale reset only when every Foresight-drained destination came back at
- * once AND either at least two did, or every destination in the list now matches the list-file defaults exactly
- * (disabled bit and probing flag: `kamcmd dispatcher.set_state a` clears the probing flag that a reload sets). Anything
- * else is a manual override: recorded, audited, and never reverted. A person who re-enables the only drained node
- * with `ap` looks exactly like a reload; Foresight then re-applies the drain loudly (audit StateReapplied), and the
- * person can undrain or pin through the API.
+ * enabled by a person. Where the dispatcher has a reset marker (Kamailio: a marker destination that only a reload or
+ * restart removes), its answer decides; elsewhere a heuristic does: every Foresight-drained destination came back at
+ * once AND either at least two did, or the whole list matches the list-file defaults. A manual change is recorded,
+ * audited, shown, and never reverted; a person clears it through the API.
  */
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
+import { type DrainOutcome, decideDrains } from '../core/drains.js';
+import {
+  compileMaintenanceWindows,
+  DEFAULT_GUARDRAILS,
+  evaluateDrain,
+  type GuardrailConfig,
+  type GuardrailName,
+  type GuardrailVerdict,
+  isAuto,
+  type NodeView,
+  summarizeSets,
+  validateGuardrails,
+} from '../core/guardrails.js';
+import {
+  DEFAULT_LIFECYCLE_POLICY,
+  type DrainPlan,
+  drainConfirmedAt,
+  endProbationIfDue,
+  enter,
+  evidenceOf,
+  holdReplayed,
+  inProbation,
+  type LifecycleNode,
+  type LifecyclePolicy,
+  newLifecycleNode,
+  nextStep,
+  observe,
+  restartIssued,
+  type Step,
+  startDrain,
+} from '../core/lifecycle.js';
+import type { ThresholdFeedback } from '../core/thresholds.js';
 import { errorMessage, ForesightError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
@@ -29,21 +60,12 @@ import type {
   NodeLifecycleState,
   NodeRecord,
   NodeScore,
+  ProbeWindow,
 } from '../messages.js';
-import {
-  compileMaintenanceWindows,
-  DEFAULT_GUARDRAILS,
-  evaluateDrain,
-  type GuardrailConfig,
-  type GuardrailName,
-  type GuardrailVerdict,
-  isAuto,
-  type NodeView,
-  type SetSummary,
-  summarizeSets,
-  validateGuardrails,
-} from './guardrails.js';
-import type { Dispatcher, DispatcherDestination, Restarter, Store } from './ports.js';
+import type { Dispatcher, DispatcherDestination, ProxyDestinationState, Restarter, Store } from './ports.js';
+import { EffectiveThresholds, isCounted, moveOf, type ThresholdsView } from './thresholds.js';
+
+export type { DrainPlan } from '../core/lifecycle.js';
 
 export interface EngineNode {
   nodeId: string;
@@ -57,30 +79,14 @@ export interface LifecycleConfig {
   riskThreshold: number;
   /** K: consecutive observed windows at or above the threshold before a drain is requested. */
   consecutiveWindows: number;
-  /** Risk below which a recovering node counts as healthy. */
+  /** Risk below which an observed node counts as calm. */
   recoverThreshold: number;
-  /** M: consecutive observed healthy windows before a recovering node returns to rotation. */
+  /** N: consecutive windows of healthy probes before a drained node returns to rotation. */
   recoverWindows: number;
 }
 
-/**
- * A drain whose node keeps its calls (up, no failure forecast) may run to this many drain timeouts before the node is
- * restarted with calls left: waiting costs one node's capacity, a restart costs the calls.
- */
-export const DRAIN_EXTENSION = 3;
-
-/** Trend forecasts whose limit ends the process, and every call on it: memory (OOM kill) and the queue (deadlock). */
-const CRASH_FORECASTS: ReadonlySet<string> = new Set(['forecast.memory_s', 'forecast.queue_s']);
-
-/** The soonest crash a score's explanation forecasts, ms, or null. */
-function crashForecastMs(s: NodeScore): number | null {
-  let soonest: number | null = null;
-  for (const c of s.explanation) {
-    if (!CRASH_FORECASTS.has(c.feature) || !Number.isFinite(c.value)) continue;
-    soonest = soonest === null ? c.value * 1000 : Math.min(soonest, c.value * 1000);
-  }
-  return soonest;
-}
+/** A drain whose node keeps its calls may run to this many drain timeouts (the core's default). */
+export const DRAIN_EXTENSION = DEFAULT_LIFECYCLE_POLICY.drainExtensions;
 
 export interface EngineTimeouts {
   /** One dispatcher RPC. */
@@ -91,7 +97,7 @@ export interface EngineTimeouts {
   drainMs: number;
   /** Wait for the node to come back up after the restart call; then the node stays out and an operator decides. */
   restartMs: number;
-  /** Wait for the risk to settle after a restart; then the node stays out and an operator decides. */
+  /** Wait for healthy probes after a restart; then the node is quarantined. */
   recoverMs: number;
   /** How often tick() compares the dispatcher with the store. */
   reconcileIntervalMs: number;
@@ -114,6 +120,17 @@ export interface ListDefaults {
   probing: boolean;
 }
 
+/** A dispatcher that can tell a wholesale reset (reload, restart) from a person's change: Kamailio's reset marker. */
+export interface ResetAwareDispatcher extends Dispatcher {
+  armResetMarker(): Promise<void>;
+  resetSinceArmed(): Promise<boolean>;
+}
+
+function isResetAware(d: Dispatcher): d is ResetAwareDispatcher {
+  const r = d as Partial<ResetAwareDispatcher>;
+  return typeof r.armResetMarker === 'function' && typeof r.resetSinceArmed === 'function';
+}
+
 export interface ActionEngineOptions {
   dispatcher: Dispatcher;
   restarter: Restarter;
@@ -123,6 +140,8 @@ export interface ActionEngineOptions {
   logger?: Logger;
   guardrails?: Partial<GuardrailConfig>;
   lifecycle?: Partial<LifecycleConfig>;
+  /** The decision core's policy beyond `lifecycle` and `timeouts` (probes, probation, restarts per hour, ...). */
+  policy?: Partial<LifecyclePolicy>;
   timeouts?: Partial<EngineTimeouts>;
   retry?: Partial<RetryPolicy>;
   /** Default: flags 8 in the list file (active, probing). */
@@ -134,30 +153,31 @@ export interface ActionEngineOptions {
   newId?: () => string;
   /** Backoff sleep between retries (real time). */
   sleep?: (ms: number) => Promise<void>;
+  /** How operators' verdicts move the drain threshold; absent: they do not move it. */
+  feedback?: ThresholdFeedback;
+  /** The scorer in charge before the first score names it (the configured one). */
+  scorer?: string;
 }
 
 export const DEFAULT_LIFECYCLE: LifecycleConfig = {
-  riskThreshold: 0.8,
-  consecutiveWindows: 3,
-  recoverThreshold: 0.3,
-  recoverWindows: 3,
+  riskThreshold: DEFAULT_LIFECYCLE_POLICY.riskThreshold,
+  consecutiveWindows: DEFAULT_LIFECYCLE_POLICY.consecutiveWindows,
+  recoverThreshold: DEFAULT_LIFECYCLE_POLICY.recoverThreshold,
+  recoverWindows: DEFAULT_LIFECYCLE_POLICY.healthyProbeWindows,
 };
 
 export const DEFAULT_TIMEOUTS: EngineTimeouts = {
   dispatcherCallMs: 5_000,
   restartCallMs: 120_000,
-  drainMs: 10 * 60_000,
-  restartMs: 5 * 60_000,
-  recoverMs: 15 * 60_000,
+  drainMs: DEFAULT_LIFECYCLE_POLICY.drainMs,
+  restartMs: DEFAULT_LIFECYCLE_POLICY.restartMs,
+  recoverMs: DEFAULT_LIFECYCLE_POLICY.recoverMs,
   reconcileIntervalMs: 10_000,
   refusalRepeatMs: 15 * 60_000,
   lifecycleRetryMs: 5_000,
 };
 
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseMs: 200, maxMs: 5_000 };
-
-/** `cycle` restarts the node after draining; `hold` keeps it out of rotation until an operator acts. */
-export type DrainPlan = 'cycle' | 'hold';
 
 export interface AutoDecisionInfo {
   ts: number;
@@ -182,10 +202,25 @@ export interface NodeExplanation {
   drainUnconfirmed: boolean;
   /** Why the lifecycle stopped and waits for an operator, or null. */
   stalled: string | null;
-  dispatcher: { state: string; flags: string } | null;
-  lastScore: { ts: number; risk: number; observed: boolean; activeCalls: number; up: boolean } | null;
+  /** `proxies`: each proxy's view where the dispatcher fronts several (ProxyFleetDispatcher). */
+  dispatcher: { state: string; flags: string; proxies?: ProxyDestinationState[] } | null;
+  lastScore: {
+    ts: number;
+    risk: number;
+    observed: boolean;
+    activeCalls: number | null;
+    activeCallsSource: string | null;
+    up: boolean;
+  } | null;
   riskStreak: number;
+  /** Consecutive windows of healthy probes (what a return needs). */
   recoverStreak: number;
+  /** End of probation, epoch ms, or null. */
+  probationUntil: number | null;
+  /** How a quarantined node may come back. */
+  quarantineRelease: 'probes' | 'operator' | null;
+  /** What the latest probes said. */
+  probe: { window: ProbeWindow | null; verdict: string | null; healthy: boolean | null };
   lastAutoDecision: AutoDecisionInfo | null;
 }
 
@@ -204,24 +239,18 @@ export interface OperatorRequest {
 }
 
 interface Runtime {
-  record: NodeRecord;
-  plan: DrainPlan;
-  decisionActor: string;
+  /** The decision core's view of the node. */
+  node: LifecycleNode;
+  uri: string;
+  decisionId: string | null;
+  reason: string;
   lastScore: NodeScore | null;
-  riskStreak: number;
-  recoverStreak: number;
-  pendingApply: boolean;
   failures: number;
   retryAt: number;
-  restartIssuedAt: number | null;
   stalled: string | null;
   dest: DispatcherDestination | null;
   lastRefusal: { guardrail: GuardrailName; at: number } | null;
   lastAuto: AutoDecisionInfo | null;
-  /** The drain outlived `drainMs` and was extended (audited once per drain). */
-  drainExtended: boolean;
-  /** Consecutive scores forecasting a crash within `drainMs` (one window's forecast can be a passing stall's). */
-  crashForecastStreak: number;
 }
 
 type ChangeResult = { ok: true; already: boolean; attempts: number } | { ok: false; error: unknown; attempts: number };
@@ -232,6 +261,22 @@ function destKey(setId: number, uri: string): string {
   return `${setId}|${uri.toLowerCase()}`;
 }
 
+function recordOf(rt: Runtime): NodeRecord {
+  const n = rt.node;
+  return {
+    nodeId: n.nodeId,
+    setId: n.setId,
+    uri: rt.uri,
+    state: n.state,
+    since: n.since,
+    pinned: n.pinned,
+    manualOverride: n.manualOverride,
+    lastDrainAt: n.lastDrainAt,
+    decisionId: rt.decisionId,
+    reason: rt.reason,
+  };
+}
+
 export class ActionEngine {
   private readonly dispatcher: Dispatcher;
   private readonly restarter: Restarter;
@@ -239,7 +284,9 @@ export class ActionEngine {
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly guardrails: GuardrailConfig;
-  private readonly lifecycle: LifecycleConfig;
+  /** The core's policy; its riskThreshold is the scorer in charge's effective threshold (see `thresholds`). */
+  private policy: LifecyclePolicy;
+  private readonly thresholds: EffectiveThresholds;
   private readonly timeouts: EngineTimeouts;
   private readonly retry: RetryPolicy;
   private readonly listDefaults: ListDefaults;
@@ -251,8 +298,11 @@ export class ActionEngine {
   private readonly nodes: EngineNode[];
   private readonly runtimes = new Map<string, Runtime>();
   private readonly decisions = new Map<string, string>();
+  /** Latest probe window of every node, for judging each node's probes against its set's peers. */
+  private readonly latestProbe = new Map<string, ProbeWindow>();
   private recentDrains: number[] = [];
   private lastReconcileAt = Number.NEGATIVE_INFINITY;
+  private markerArmed = false;
   private chain: Promise<unknown> = Promise.resolve();
   private initialized = false;
 
@@ -264,8 +314,19 @@ export class ActionEngine {
     this.logger = (options.logger ?? silentLogger()).child({ component: 'actions' });
     this.guardrails = { ...DEFAULT_GUARDRAILS, ...options.guardrails };
     validateGuardrails(this.guardrails);
-    this.lifecycle = { ...DEFAULT_LIFECYCLE, ...options.lifecycle };
+    const lifecycle = { ...DEFAULT_LIFECYCLE, ...options.lifecycle };
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    this.policy = {
+      ...DEFAULT_LIFECYCLE_POLICY,
+      riskThreshold: lifecycle.riskThreshold,
+      consecutiveWindows: lifecycle.consecutiveWindows,
+      recoverThreshold: lifecycle.recoverThreshold,
+      healthyProbeWindows: lifecycle.recoverWindows,
+      drainMs: this.timeouts.drainMs,
+      restartMs: this.timeouts.restartMs,
+      recoverMs: this.timeouts.recoverMs,
+      ...options.policy,
+    };
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.listDefaults = options.listDefaults ?? { disabled: false, probing: true };
     this.onAudit = options.onAudit;
@@ -273,19 +334,51 @@ export class ActionEngine {
     this.newId = options.newId ?? randomUUID;
     this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.maintenanceAt = compileMaintenanceWindows(this.guardrails.maintenanceWindows);
-    const { riskThreshold, recoverThreshold, consecutiveWindows, recoverWindows } = this.lifecycle;
-    if (!(recoverThreshold <= riskThreshold) || consecutiveWindows < 1 || recoverWindows < 1) {
+    const { riskThreshold, recoverThreshold, consecutiveWindows, healthyProbeWindows } = this.policy;
+    if (!(recoverThreshold <= riskThreshold) || consecutiveWindows < 1 || healthyProbeWindows < 1) {
       throw new ForesightError(
         'FORESIGHT_ERR_CONFIG',
         'lifecycle: need recoverThreshold <= riskThreshold and at least one window for each streak',
       );
     }
+    this.thresholds = new EffectiveThresholds(
+      riskThreshold,
+      options.feedback ?? {
+        enabled: false,
+        min: riskThreshold,
+        max: riskThreshold,
+        falseAlarmStep: 0,
+        trueAlarmStep: 0,
+      },
+      recoverThreshold,
+      options.scorer ?? null,
+    );
     const seen = new Set<string>();
     for (const n of options.nodes) {
       if (seen.has(n.nodeId)) throw new ForesightError('FORESIGHT_ERR_CONFIG', `node ${n.nodeId} configured twice`);
       seen.add(n.nodeId);
     }
     this.nodes = options.nodes.map((n) => ({ ...n }));
+  }
+
+  /** The policy the decision core runs with (for the API and the docs). */
+  lifecyclePolicy(): Readonly<LifecyclePolicy> {
+    return this.policy;
+  }
+
+  /** Each scorer's effective drain threshold, the one in charge, and the bound verdicts move them in. */
+  thresholdsView(): ThresholdsView {
+    return this.thresholds.view();
+  }
+
+  /** The drain threshold in use now. */
+  riskThreshold(): number {
+    return this.policy.riskThreshold;
+  }
+
+  private useThreshold(): void {
+    const t = this.thresholds.current();
+    if (t !== this.policy.riskThreshold) this.policy = { ...this.policy, riskThreshold: t };
   }
 
   // ---------------------------------------------------------------- public API
@@ -295,6 +388,8 @@ export class ActionEngine {
     return this.exclusive(async () => {
       if (this.initialized) return;
       await this.store.init();
+      await this.thresholds.load(this.store);
+      this.useThreshold();
       const now = this.clock.now();
       const stored = new Map((await this.store.listNodes()).map((r) => [r.nodeId, r]));
       for (const n of this.nodes) {
@@ -318,7 +413,7 @@ export class ActionEngine {
         }
         const rt = this.newRuntime(record);
         this.runtimes.set(n.nodeId, rt);
-        if (record.state !== 'active') await this.restoreInFlight(rt, now);
+        await this.restore(rt, now);
       }
       const recent = await this.store.queryAudit({ kind: 'DrainStarting', since: now - 3_600_000, limit: 10_000 });
       this.recentDrains = recent.map((r) => r.ts);
@@ -327,13 +422,71 @@ export class ActionEngine {
     });
   }
 
-  /** Feeds scores: updates the hysteresis streaks and requests automatic drains through the guardrails. */
+  /** Feeds scores: the core folds each window into its node; then automatic drains are decided set-wide. */
   onScores(scores: readonly NodeScore[]): Promise<void> {
     return this.exclusive(async () => {
       this.requireInit();
       const now = this.clock.now();
-      for (const s of scores) this.absorbScore(s, now);
+      this.absorbBatch(scores, now);
       await this.planAutoDrains(now);
+    });
+  }
+
+  /**
+   * Folds a batch of scores into the nodes' lifecycles. With `moved`, also collects the nodes that took a new window
+   * (the warm-up counts them; onScores, the hot path, does not ask).
+   */
+  private absorbBatch(scores: readonly NodeScore[], now: number, moved?: Set<string>): void {
+    for (const s of scores) {
+      if (s.evidence?.probe) this.latestProbe.set(s.nodeId, s.evidence.probe);
+    }
+    // Decisions follow the threshold of whichever scorer produced the scores (a promoted model takes over).
+    const last = scores[scores.length - 1];
+    if (last && this.thresholds.follow(last.scorer)) this.useThreshold();
+    const probesBySet = this.activeProbesBySet();
+    if (moved === undefined) {
+      for (const s of scores) this.absorbScore(s, probesBySet, now);
+      return;
+    }
+    for (const s of scores) {
+      const before = this.runtimes.get(s.nodeId)?.lastScore;
+      this.absorbScore(s, probesBySet, now);
+      if (this.runtimes.get(s.nodeId)?.lastScore !== before) moved.add(s.nodeId);
+    }
+  }
+
+  /**
+   * Warms a new leadership term with the recent scores (read back from the bus): the windows are folded into the
+   * active nodes' streaks as onScores would, but nothing is decided on them, and holdReplayed() keeps any drain from
+   * resting on them alone. Without it a new leader counts a node's K high-risk windows from zero again. Scores the
+   * action stage then redelivers are at or before each node's last window, and are skipped as any redelivery is.
+   * Nodes out of rotation are left to their live windows (their next step may rest on replayed probes otherwise).
+   */
+  warm(scores: readonly NodeScore[]): Promise<{ nodes: number; windows: number }> {
+    return this.exclusive(async () => {
+      this.requireInit();
+      const now = this.clock.now();
+      const active = new Set(
+        [...this.runtimes.values()].filter((rt) => rt.node.state === 'active').map((rt) => rt.node.nodeId),
+      );
+      const replay = scores.filter((s) => active.has(s.nodeId)).sort((a, b) => a.ts - b.ts);
+      const warmed = new Set<string>();
+      let windows = 0;
+      // One window's scores at a time, so each node's probes are judged against its peers' of the same window.
+      for (let i = 0; i < replay.length; ) {
+        let j = i;
+        while (j < replay.length && replay[j]!.ts === replay[i]!.ts) j++;
+        const moved = new Set<string>();
+        this.absorbBatch(replay.slice(i, j), now, moved);
+        i = j;
+        windows += moved.size;
+        for (const id of moved) warmed.add(id);
+      }
+      for (const id of warmed) {
+        const rt = this.runtimes.get(id)!;
+        rt.node = holdReplayed(rt.node, this.policy);
+      }
+      return { nodes: warmed.size, windows };
     });
   }
 
@@ -352,8 +505,12 @@ export class ActionEngine {
     return this.exclusive(async () => {
       const rt = this.operatorTarget(nodeId, req);
       const now = this.clock.now();
-      if (rt.record.state !== 'active') {
-        return { decision: null, record: { ...rt.record }, applied: !rt.pendingApply };
+      if (rt.node.state !== 'active') {
+        return {
+          decision: null,
+          record: recordOf(rt),
+          applied: rt.node.drainConfirmed || rt.node.state !== 'draining',
+        };
       }
       return this.operatorDrain(rt, req, req.restart ? 'cycle' : 'hold', now);
     });
@@ -361,7 +518,7 @@ export class ActionEngine {
 
   /** An operator's drain of an active node: guardrails (audited and thrown when they refuse), then the drain. */
   private async operatorDrain(rt: Runtime, req: OperatorRequest, plan: DrainPlan, now: number): Promise<ActionResult> {
-    const verdict = this.evaluate(rt, req.actor, req.force === true, now);
+    const verdict = this.evaluateOperator(rt, req.actor, req.force === true, now);
     if (!verdict.allowed) {
       await this.audit(rt, 'DrainRefused', req.actor, verdict.detail, null, {
         guardrail: verdict.guardrail,
@@ -377,8 +534,9 @@ export class ActionEngine {
       reason: req.reason,
       plan,
       bypassed: verdict.bypassed,
+      evidence: { operator: req.actor },
     });
-    return { decision, record: { ...rt.record }, applied: !rt.pendingApply };
+    return { decision, record: recordOf(rt), applied: rt.node.drainConfirmed };
   }
 
   /** Operator undrain: back into rotation from any state; also ends a manual override. */
@@ -387,8 +545,8 @@ export class ActionEngine {
       const rt = this.operatorTarget(nodeId, req);
       const now = this.clock.now();
       const disabledNow = rt.dest?.state === 'disabled';
-      if (rt.record.state === 'active' && rt.record.manualOverride === null && !disabledNow) {
-        return { decision: null, record: { ...rt.record }, applied: true };
+      if (rt.node.state === 'active' && rt.node.manualOverride === null && !disabledNow) {
+        return { decision: null, record: recordOf(rt), applied: true };
       }
       const decision = this.decision(rt, 'undrain', req.actor, req.reason, now);
       const change = await this.setDisabled(rt, false);
@@ -400,11 +558,16 @@ export class ActionEngine {
         });
         throw new ForesightError('FORESIGHT_ERR_DISPATCHER', `undrain of ${nodeId} failed`, { cause: change.error });
       }
-      this.toActive(rt, now, req.reason, decision.id);
-      rt.record.manualOverride = null;
-      await this.store.putNode(rt.record);
-      await this.audit(rt, 'UndrainSucceeded', req.actor, req.reason, decision.id, { alreadyActive: change.already });
-      return { decision, record: { ...rt.record }, applied: true };
+      // An operator's return is the operator's evidence; no probation (a person vouched for the node).
+      rt.node = { ...enter(rt.node, returnStep('operator undrain'), this.policy, now), probationUntil: null };
+      rt.node.manualOverride = null;
+      this.settle(rt, req.reason, decision.id);
+      await this.store.putNode(recordOf(rt));
+      await this.audit(rt, 'UndrainSucceeded', req.actor, req.reason, decision.id, {
+        alreadyActive: change.already,
+        evidence: { operator: req.actor },
+      });
+      return { decision, record: recordOf(rt), applied: true };
     });
   }
 
@@ -413,15 +576,19 @@ export class ActionEngine {
     return this.exclusive(async () => {
       const rt = this.operatorTarget(nodeId, req);
       const now = this.clock.now();
-      if (rt.record.state === 'active') return this.operatorDrain(rt, req, 'cycle', now);
-      if (rt.pendingApply) {
+      if (rt.node.state === 'active') return this.operatorDrain(rt, req, 'cycle', now);
+      if (rt.node.state === 'draining' && !rt.node.drainConfirmed) {
         throw new ForesightError('FORESIGHT_ERR_CONFLICT', `drain of ${nodeId} is not confirmed by the dispatcher yet`);
       }
       const decision = this.decision(rt, 'restart', req.actor, req.reason, now);
-      rt.plan = 'cycle';
-      rt.record.decisionId = decision.id;
-      await this.startRestart(rt, now, req.actor, req.reason, {});
-      return { decision, record: { ...rt.record }, applied: rt.stalled === null };
+      rt.node = { ...rt.node, plan: 'cycle', actor: req.actor };
+      rt.decisionId = decision.id;
+      await this.performRestart(rt, now, {
+        kind: 'restart',
+        reason: req.reason,
+        evidence: { operator: req.actor, activeCalls: rt.node.lastCalls?.count ?? null },
+      });
+      return { decision, record: recordOf(rt), applied: rt.stalled === null };
     });
   }
 
@@ -439,23 +606,41 @@ export class ActionEngine {
       this.requireInit();
       this.requireActor(v.actor);
       let nodeId = this.decisions.get(decisionId);
-      if (nodeId === undefined) {
-        const recent = await this.store.queryAudit({ limit: 10_000 });
-        nodeId = recent.find((r) => r.decisionId === decisionId)?.nodeId;
-      }
+      if (nodeId === undefined) nodeId = (await this.store.queryAudit({ decisionId, limit: 1 }))[0]?.nodeId;
       if (nodeId === undefined) throw new ForesightError('FORESIGHT_ERR_NOT_FOUND', `decision ${decisionId} not found`);
       const reason = v.confirmed ? 'operator confirmed the decision' : 'operator rejected the decision';
+      const now = this.clock.now();
+      const [drain] = await this.store.queryAudit({ decisionId, kind: 'DrainStarting', limit: 1 });
+      const earlier = await this.store.queryAudit({ decisionId, kind: 'Verdict', limit: 100 });
+      const previous = earlier.map(moveOf).find((m) => m !== null && isCounted(m)) ?? null;
+      const move = this.thresholds.judge(drain ?? null, previous, v.confirmed ? 'true_alarm' : 'false_alarm');
+      // Stored before it is told: a restart after this point keeps the moved threshold.
+      await this.thresholds.commit(this.store, move, previous, now);
+      this.useThreshold();
       // The node may have left the configuration since; the label is still worth keeping.
-      return this.appendAudit({
-        ts: this.clock.now(),
+      const record = await this.appendAudit({
+        ts: now,
         nodeId,
         kind: 'Verdict',
         actor: v.actor,
         reason,
         decisionId,
         dryRun: this.dryRun,
-        details: { confirmed: v.confirmed, note: v.note },
+        details: { confirmed: v.confirmed, note: v.note, threshold: move },
       });
+      if (move.moved) {
+        await this.appendAudit({
+          ts: now,
+          nodeId,
+          kind: 'ThresholdMoved',
+          actor: v.actor,
+          reason: `${move.scorer} drain threshold ${move.from} -> ${move.to}: ${move.why}`,
+          decisionId,
+          dryRun: this.dryRun,
+          details: { ...move, bound: [this.thresholds.feedback.min, this.thresholds.feedback.max] },
+        });
+      }
+      return record;
     });
   }
 
@@ -466,35 +651,32 @@ export class ActionEngine {
   clearOverride(nodeId: string, req: OperatorRequest): Promise<ActionResult> {
     return this.exclusive(async () => {
       const rt = this.operatorTarget(nodeId, req);
-      if (rt.record.manualOverride === null) return { decision: null, record: { ...rt.record }, applied: true };
+      if (rt.node.manualOverride === null) return { decision: null, record: recordOf(rt), applied: true };
       const now = this.clock.now();
-      const was = rt.record.manualOverride;
-      rt.record.manualOverride = null;
-      rt.riskStreak = 0;
+      const was = rt.node.manualOverride;
       rt.lastRefusal = null;
       const adopt = rt.dest?.state === 'disabled';
       if (adopt) {
         const decision = this.decision(rt, 'drain', req.actor, req.reason, now);
-        rt.record = {
-          ...rt.record,
-          state: 'draining',
-          since: now,
-          decisionId: decision.id,
-          reason: `adopted a node disabled by hand: ${req.reason}`,
-        };
-        rt.plan = 'hold';
-        rt.decisionActor = req.actor;
+        rt.node = drainConfirmedAt(
+          startDrain({ ...rt.node, manualOverride: null }, { actor: req.actor, plan: 'hold' }, now),
+          now,
+        );
+        // Adopting is not a drain Foresight decided: it neither starts a cooldown nor counts toward the rate limit.
+        rt.node.lastDrainAt = null;
+        this.settle(rt, `adopted a node disabled by hand: ${req.reason}`, decision.id);
       } else {
-        rt.record.reason = req.reason;
+        rt.node = { ...rt.node, manualOverride: null, riskStreak: 0 };
+        rt.reason = req.reason;
       }
-      await this.store.putNode(rt.record);
-      await this.audit(rt, 'Resumed', req.actor, `override cleared: ${req.reason}`, rt.record.decisionId, {
+      await this.store.putNode(recordOf(rt));
+      await this.audit(rt, 'OverrideCleared', req.actor, `override cleared: ${req.reason}`, rt.decisionId, {
         cause: 'override_cleared',
         override: was,
         adoptedAsDrain: adopt,
         plan: adopt ? 'hold' : null,
       });
-      return { decision: null, record: { ...rt.record }, applied: true };
+      return { decision: null, record: recordOf(rt), applied: true };
     });
   }
 
@@ -503,28 +685,47 @@ export class ActionEngine {
     const rt = this.runtimes.get(nodeId);
     if (!rt) throw new ForesightError('FORESIGHT_ERR_NOT_FOUND', `node ${nodeId} is not configured`);
     const s = rt.lastScore;
+    const n = rt.node;
     return {
       nodeId,
-      setId: rt.record.setId,
-      state: rt.record.state,
-      since: rt.record.since,
-      reason: rt.record.reason,
-      decisionId: rt.record.decisionId,
-      plan: rt.record.state === 'active' ? null : rt.plan,
-      pinned: rt.record.pinned,
-      manualOverride: rt.record.manualOverride,
-      drainUnconfirmed: rt.pendingApply,
+      setId: n.setId,
+      state: n.state,
+      since: n.since,
+      reason: rt.reason,
+      decisionId: rt.decisionId,
+      plan: n.state === 'active' ? null : n.plan,
+      pinned: n.pinned,
+      manualOverride: n.manualOverride,
+      drainUnconfirmed: n.state === 'draining' && !n.drainConfirmed,
       stalled: rt.stalled,
-      dispatcher: rt.dest ? { state: rt.dest.state, flags: rt.dest.flags } : null,
-      lastScore: s ? { ts: s.ts, risk: s.risk, observed: s.observed, activeCalls: s.activeCalls, up: s.up } : null,
-      riskStreak: rt.riskStreak,
-      recoverStreak: rt.recoverStreak,
+      dispatcher: rt.dest
+        ? { state: rt.dest.state, flags: rt.dest.flags, ...(rt.dest.proxies ? { proxies: rt.dest.proxies } : {}) }
+        : null,
+      lastScore: s
+        ? {
+            ts: s.ts,
+            risk: s.risk,
+            observed: s.observed,
+            activeCalls: s.activeCalls,
+            activeCallsSource: s.activeCallsSource,
+            up: s.up,
+          }
+        : null,
+      riskStreak: n.riskStreak,
+      recoverStreak: n.healthyProbeStreak,
+      probationUntil: inProbation(n, this.clock.now()) ? n.probationUntil : null,
+      quarantineRelease: n.state === 'quarantined' ? n.quarantineRelease : null,
+      probe: {
+        window: n.last?.evidence.probe ?? null,
+        verdict: n.last?.probeNote ?? null,
+        healthy: n.last?.probeHealthy ?? null,
+      },
       lastAutoDecision: rt.lastAuto ? { ...rt.lastAuto } : null,
     };
   }
 
   nodeRecords(): NodeRecord[] {
-    return [...this.runtimes.values()].map((rt) => ({ ...rt.record }));
+    return [...this.runtimes.values()].map(recordOf);
   }
 
   /** Waits until every queued operation has run (for tests and shutdown). */
@@ -534,41 +735,50 @@ export class ActionEngine {
 
   // ---------------------------------------------------------------- scores and automatic drains
 
-  private absorbScore(s: NodeScore, now: number): void {
+  /** The latest probe window of every active node, by set: each node's probes are judged against these peers. */
+  private activeProbesBySet(): Map<number, { nodeId: string; probe: ProbeWindow }[]> {
+    const bySet = new Map<number, { nodeId: string; probe: ProbeWindow }[]>();
+    for (const rt of this.runtimes.values()) {
+      const probe = this.latestProbe.get(rt.node.nodeId);
+      if (!probe || rt.node.state !== 'active') continue;
+      const list = bySet.get(rt.node.setId) ?? [];
+      list.push({ nodeId: rt.node.nodeId, probe });
+      bySet.set(rt.node.setId, list);
+    }
+    return bySet;
+  }
+
+  private absorbScore(
+    s: NodeScore,
+    probesBySet: ReadonlyMap<number, readonly { nodeId: string; probe: ProbeWindow }[]>,
+    now: number,
+  ): void {
     const rt = this.runtimes.get(s.nodeId);
     if (!rt) return;
     if (!Number.isFinite(s.risk) || s.risk < 0 || s.risk > 1 || !Number.isFinite(s.ts)) {
       this.logger.warn({ nodeId: s.nodeId, risk: s.risk, ts: s.ts }, 'score ignored: risk or ts out of range');
       return;
     }
-    // Redelivered or late windows must not count twice toward a streak.
     if (rt.lastScore && s.ts <= rt.lastScore.ts) return;
     rt.lastScore = s;
-    const crashMs = crashForecastMs(s);
-    rt.crashForecastStreak = crashMs !== null && crashMs <= this.timeouts.drainMs ? rt.crashForecastStreak + 1 : 0;
-    const { riskThreshold, consecutiveWindows, recoverThreshold } = this.lifecycle;
-    if (s.observed && s.risk >= riskThreshold) {
-      rt.riskStreak++;
-    } else {
-      rt.riskStreak = 0;
-      rt.lastRefusal = null;
-    }
-    if (rt.record.state === 'recovering') {
-      rt.recoverStreak = s.observed && s.ts > rt.record.since && s.risk < recoverThreshold ? rt.recoverStreak + 1 : 0;
-    }
-    if (rt.record.state !== 'active') {
-      rt.lastAuto = this.autoInfo(rt, now, 'not_active', null, `node is ${rt.record.state}`);
+    const peers = (probesBySet.get(rt.node.setId) ?? []).filter((p) => p.nodeId !== s.nodeId).map((p) => p.probe);
+    const before = rt.node.riskStreak;
+    rt.node = observe(endProbationIfDue(rt.node, now), evidenceOf(s, peers, this.policy), this.policy);
+    if (rt.node.riskStreak === 0 && before > 0) rt.lastRefusal = null;
+    const { riskThreshold, consecutiveWindows } = this.policy;
+    if (rt.node.state !== 'active') {
+      rt.lastAuto = this.autoInfo(rt, now, 'not_active', null, `node is ${rt.node.state}`);
     } else if (!s.observed) {
       rt.lastAuto = this.autoInfo(rt, now, 'unobserved', 'unobserved', 'no telemetry in the window');
     } else if (s.risk < riskThreshold) {
       rt.lastAuto = this.autoInfo(rt, now, 'below_threshold', null, `risk ${s.risk.toFixed(3)} < ${riskThreshold}`);
-    } else if (rt.riskStreak < consecutiveWindows) {
+    } else if (rt.node.riskStreak < consecutiveWindows) {
       rt.lastAuto = this.autoInfo(
         rt,
         now,
         'waiting_hysteresis',
         null,
-        `risk high for ${rt.riskStreak} of ${consecutiveWindows} windows`,
+        `risk high for ${rt.node.riskStreak} of ${consecutiveWindows} windows`,
       );
     }
   }
@@ -580,56 +790,60 @@ export class ActionEngine {
     guardrail: GuardrailName | null,
     detail: string,
   ): AutoDecisionInfo {
-    return { ts: now, outcome, guardrail, detail, risk: rt.lastScore?.risk ?? null, streak: rt.riskStreak };
+    return { ts: now, outcome, guardrail, detail, risk: rt.lastScore?.risk ?? null, streak: rt.node.riskStreak };
   }
 
-  /** Candidates are served highest risk first, so when slots are scarce the most endangered node gets one. */
   private async planAutoDrains(now: number): Promise<void> {
-    const k = this.lifecycle.consecutiveWindows;
-    const candidates: Runtime[] = [];
-    for (const rt of this.runtimes.values()) {
-      if (rt.record.state === 'active' && rt.riskStreak >= k) candidates.push(rt);
-    }
-    if (candidates.length === 0) return;
-    candidates.sort((a, b) => (b.lastScore?.risk ?? 0) - (a.lastScore?.risk ?? 0));
-    let sets = this.capacity(now);
-    for (const rt of candidates) {
-      const verdict = this.evaluate(rt, 'auto', false, now, sets);
-      if (!verdict.allowed) {
-        rt.lastAuto = this.autoInfo(rt, now, 'refused', verdict.guardrail, verdict.detail);
-        await this.noteRefusal(rt, verdict, now);
+    const nodes: LifecycleNode[] = [];
+    for (const rt of this.runtimes.values()) nodes.push(rt.node);
+    this.recentDrains = this.recentDrains.filter((t) => t > now - 3_600_000);
+    const outcomes: DrainOutcome[] = decideDrains(
+      nodes,
+      this.views(),
+      this.policy,
+      { guardrails: this.guardrails, recentDrains: this.recentDrains, maintenance: this.maintenanceAt(now) },
+      now,
+    );
+    for (const o of outcomes) {
+      const rt = this.runtimes.get(o.nodeId)!;
+      if (o.outcome === 'refused') {
+        rt.lastAuto = this.autoInfo(rt, now, 'refused', o.guardrail, o.detail);
+        await this.noteRefusal(rt, o, now);
         continue;
       }
-      const risk = rt.lastScore?.risk ?? 0;
-      const reason = `risk ${risk.toFixed(3)} >= ${this.lifecycle.riskThreshold} for ${rt.riskStreak} windows`;
-      rt.lastAuto = this.autoInfo(rt, now, 'drain_started', null, reason);
-      await this.startDrain(rt, now, { actor: 'auto', reason, plan: 'cycle', bypassed: [] });
-      sets = this.capacity(now);
+      rt.lastAuto = this.autoInfo(rt, now, 'drain_started', null, o.reason);
+      await this.startDrain(rt, now, {
+        actor: 'auto',
+        reason: o.reason,
+        plan: 'cycle',
+        bypassed: [],
+        evidence: o.evidence,
+        // Which scorer's alarm this is, and at which threshold: a verdict on the drain moves that scorer's threshold.
+        scorer: o.cause === 'risk' ? (rt.lastScore?.scorer ?? null) : null,
+      });
     }
   }
 
-  /** Capacity of every set as things stand; recomputed after each drain in a pass, not per candidate. */
-  private capacity(now: number): Map<number, SetSummary> {
-    const views: NodeView[] = [];
-    for (const r of this.runtimes.values()) views.push(this.view(r));
-    this.recentDrains = this.recentDrains.filter((t) => t > now - 3_600_000);
-    return summarizeSets(views);
+  private views(): Map<string, NodeView> {
+    const views = new Map<string, NodeView>();
+    for (const rt of this.runtimes.values()) views.set(rt.node.nodeId, this.view(rt));
+    return views;
   }
 
-  private evaluate(
-    rt: Runtime,
-    actor: string,
-    force: boolean,
-    now: number,
-    sets: Map<number, SetSummary> = this.capacity(now),
-  ): GuardrailVerdict {
-    return evaluateDrain({ nodeId: rt.record.nodeId, actor, force }, this.view(rt), sets.get(rt.record.setId), {
-      config: this.guardrails,
-      now,
-      riskThreshold: this.lifecycle.riskThreshold,
-      recentDrains: this.recentDrains,
-      maintenance: this.maintenanceAt(now),
-    });
+  private evaluateOperator(rt: Runtime, actor: string, force: boolean, now: number): GuardrailVerdict {
+    const views = this.views();
+    return evaluateDrain(
+      { nodeId: rt.node.nodeId, actor, force },
+      views.get(rt.node.nodeId),
+      summarizeSets(views.values()).get(rt.node.setId),
+      {
+        config: this.guardrails,
+        now,
+        riskThreshold: this.policy.riskThreshold,
+        recentDrains: this.recentDrains,
+        maintenance: this.maintenanceAt(now),
+      },
+    );
   }
 
   private view(rt: Runtime): NodeView {
@@ -637,29 +851,30 @@ export class ActionEngine {
     // A destination missing from the dispatcher, disabled, or marked inactive by Kamailio's probing takes no calls.
     const dispatcherOut = d === null || d.state === 'disabled' || d.state === 'inactive';
     return {
-      nodeId: rt.record.nodeId,
-      setId: rt.record.setId,
-      state: rt.record.state,
-      inService: rt.record.state === 'active' && !dispatcherOut,
+      nodeId: rt.node.nodeId,
+      setId: rt.node.setId,
+      state: rt.node.state,
+      inService: rt.node.state === 'active' && !dispatcherOut,
       observed: rt.lastScore?.observed ?? false,
       up: rt.lastScore?.up ?? false,
       risk: rt.lastScore?.risk ?? null,
-      pinned: rt.record.pinned,
-      manualOverride: rt.record.manualOverride,
-      lastDrainAt: rt.record.lastDrainAt,
+      pinned: rt.node.pinned,
+      manualOverride: rt.node.manualOverride,
+      lastDrainAt: rt.node.lastDrainAt,
     };
   }
 
   /** One audit line per node and guardrail until the guardrail changes, the episode ends, or refusalRepeatMs passes. */
-  private async noteRefusal(rt: Runtime, verdict: GuardrailVerdict & { allowed: false }, now: number): Promise<void> {
+  private async noteRefusal(rt: Runtime, o: DrainOutcome & { outcome: 'refused' }, now: number): Promise<void> {
     const last = rt.lastRefusal;
-    if (last && last.guardrail === verdict.guardrail && now - last.at < this.timeouts.refusalRepeatMs) return;
-    rt.lastRefusal = { guardrail: verdict.guardrail, at: now };
-    await this.audit(rt, 'DrainRefused', 'auto', verdict.detail, null, {
-      guardrail: verdict.guardrail,
-      ...verdict.details,
+    if (last && last.guardrail === o.guardrail && now - last.at < this.timeouts.refusalRepeatMs) return;
+    rt.lastRefusal = { guardrail: o.guardrail, at: now };
+    await this.audit(rt, 'DrainRefused', 'auto', o.detail, null, {
+      guardrail: o.guardrail,
+      ...o.details,
       risk: rt.lastScore?.risk ?? null,
-      streak: rt.riskStreak,
+      streak: rt.node.riskStreak,
+      ...(o.alert ? { alert: true } : {}),
     });
   }
 
@@ -668,36 +883,44 @@ export class ActionEngine {
   private async startDrain(
     rt: Runtime,
     now: number,
-    d: { actor: string; reason: string; plan: DrainPlan; bypassed: GuardrailName[] },
+    d: {
+      actor: string;
+      reason: string;
+      plan: DrainPlan;
+      bypassed: GuardrailName[];
+      evidence: Record<string, unknown>;
+      cause?: 'risk' | 'probes';
+      scorer?: string | null;
+    },
   ): Promise<DrainDecision> {
     const decision = this.decision(rt, 'drain', d.actor, d.reason, now);
+    const next = startDrain(rt.node, { actor: d.actor, plan: d.plan, ...(d.cause ? { cause: d.cause } : {}) }, now);
     // Write-ahead: the store says "draining, unconfirmed" before the dispatcher is touched, so a crash in between
-    // is resumed (and the drain completed) rather than forgotten.
-    const next: NodeRecord = {
-      ...rt.record,
+    // is resumed (and the drain completed) rather than forgotten. Stored before memory changes: if the store refuses,
+    // nothing else happens and the caller sees the error.
+    await this.store.putNode({
+      ...recordOf(rt),
       state: 'draining',
       since: now,
       lastDrainAt: now,
       decisionId: decision.id,
       reason: d.reason,
-    };
-    // Stored before memory changes: if the store refuses, nothing else happens and the caller sees the error.
-    await this.store.putNode(next);
-    rt.record = next;
-    rt.plan = d.plan;
-    rt.decisionActor = d.actor;
-    rt.pendingApply = true;
+    });
+    const streak = rt.node.riskStreak;
+    rt.node = next;
+    this.settle(rt, d.reason, decision.id);
     rt.failures = 0;
     rt.retryAt = now;
-    rt.stalled = null;
     rt.lastRefusal = null;
-    rt.recoverStreak = 0;
     this.recentDrains.push(now);
     await this.audit(rt, 'DrainStarting', d.actor, d.reason, decision.id, {
       plan: d.plan,
       risk: decision.risk,
-      streak: rt.riskStreak,
+      streak,
       bypassed: d.bypassed,
+      probationFailures: next.probationFailures,
+      evidence: d.evidence,
+      ...(d.scorer ? { scorer: d.scorer, threshold: this.policy.riskThreshold } : {}),
     });
     await this.applyPendingDrain(rt, now);
     return decision;
@@ -706,10 +929,9 @@ export class ActionEngine {
   private async applyPendingDrain(rt: Runtime, now: number): Promise<void> {
     const change = await this.setDisabled(rt, true);
     if (change.ok) {
-      rt.pendingApply = false;
-      rt.record = { ...rt.record, since: this.clock.now() };
-      await this.store.putNode(rt.record);
-      await this.audit(rt, 'DrainSucceeded', rt.decisionActor, rt.record.reason, rt.record.decisionId, {
+      rt.node = drainConfirmedAt(rt.node, this.clock.now());
+      await this.store.putNode(recordOf(rt));
+      await this.audit(rt, 'DrainSucceeded', rt.node.actor, rt.reason, rt.decisionId, {
         alreadyDisabled: change.already,
         attempts: change.attempts,
         failedRounds: rt.failures,
@@ -717,8 +939,7 @@ export class ActionEngine {
       rt.failures = 0;
       return;
     }
-    this.logger.warn({ nodeId: rt.record.nodeId, err: errorMessage(change.error) }, 'drain not applied');
-    // One alert per decision; later rounds only log, the store already says "unconfirmed".
+    this.logger.warn({ nodeId: rt.node.nodeId, err: errorMessage(change.error) }, 'drain not applied');
     await this.retryAfterDispatcherError(rt, now, 'DrainFailed', change);
   }
 
@@ -733,7 +954,7 @@ export class ActionEngine {
     rt.retryAt = now + this.timeouts.lifecycleRetryMs * 2 ** Math.min(rt.failures - 1, 4);
     if (rt.failures !== 1) return;
     const error = errorMessage(change.error);
-    await this.audit(rt, kind, rt.decisionActor, `dispatcher error: ${error}`, rt.record.decisionId, {
+    await this.audit(rt, kind, rt.node.actor, `dispatcher error: ${error}`, rt.decisionId, {
       error,
       attempts: change.attempts,
       alert: true,
@@ -741,146 +962,132 @@ export class ActionEngine {
     });
   }
 
+  /** Asks the decision core for the node's next step and performs it. */
   private async advance(rt: Runtime, now: number): Promise<void> {
-    const state = rt.record.state;
-    if (state === 'active' || rt.record.manualOverride !== null || rt.stalled !== null) return;
-    if (now < rt.retryAt) return;
-    if (state === 'draining') {
-      if (rt.pendingApply) {
-        // The risk is checked again before a delayed automatic drain acts.
-        const s = rt.lastScore;
-        if (isAuto(rt.decisionActor) && s?.observed && s.risk < this.lifecycle.riskThreshold) {
-          await this.cancelPendingDrain(rt, now);
-          return;
+    if (rt.node.state === 'active') {
+      rt.node = endProbationIfDue(rt.node, now);
+      return;
+    }
+    if (rt.node.manualOverride !== null || rt.stalled !== null || now < rt.retryAt) return;
+    const step = nextStep(rt.node, this.policy, now);
+    await this.perform(rt, step, now);
+  }
+
+  private async perform(rt: Runtime, step: Step, now: number): Promise<void> {
+    switch (step.kind) {
+      case 'none':
+        return;
+      case 'wait':
+        if (step.note) {
+          rt.node = enter(rt.node, step, this.policy, now);
+          await this.audit(rt, 'DrainWaiting', rt.node.actor, step.reason, rt.decisionId, { evidence: step.evidence });
         }
+        return;
+      case 'apply_drain':
         await this.applyPendingDrain(rt, now);
         return;
-      }
-      if (rt.plan === 'hold') return;
-      const s = rt.lastScore;
-      if (s && s.ts > rt.record.since && s.activeCalls === 0) {
-        await this.startRestart(rt, now, rt.decisionActor, 'active calls reached 0', {});
-      } else if (now - rt.record.since >= this.timeouts.drainMs) {
-        if (s && s.ts > rt.record.since && s.observed && s.up && s.risk < this.lifecycle.recoverThreshold) {
-          // The cause cleared while the calls were finishing (a slow database, a lossy path): a restart would only
-          // drop the calls still up, so the node goes back without one.
-          await this.returnToRotation(
-            rt,
-            now,
-            `drain timeout with ${s.activeCalls} calls up and the risk back to normal: returned without a restart`,
-            { restarted: false, activeCalls: s.activeCalls, drainMs: this.timeouts.drainMs },
-          );
+      case 'cancel_drain': {
+        // Only reached while the dispatcher has not confirmed the drain; make sure it did not land meanwhile.
+        const change = await this.setDisabled(rt, false);
+        if (!change.ok) {
+          rt.retryAt = now + this.timeouts.lifecycleRetryMs;
           return;
         }
-        // Calls still up on a node that keeps them (it is up, and no memory or queue trend has forecast a crash within
-        // another drain period for K windows running; slow setups or a slow database do not end established calls):
-        // a restart now would drop them for nothing, so the drain goes on, up to DRAIN_EXTENSION times.
-        const crashSoon = rt.crashForecastStreak >= this.lifecycle.consecutiveWindows;
-        const keepsCalls = s !== null && s.ts > rt.record.since && s.up && !crashSoon;
-        if (keepsCalls && now - rt.record.since < this.timeouts.drainMs * DRAIN_EXTENSION) {
-          if (!rt.drainExtended) {
-            rt.drainExtended = true;
-            await this.audit(
-              rt,
-              'DrainExtended',
-              rt.decisionActor,
-              `drain timeout with ${s.activeCalls} calls up and no crash forecast: waiting for them`,
-              rt.record.decisionId,
-              {
-                activeCalls: s.activeCalls,
-                drainMs: this.timeouts.drainMs,
-                untilMs: this.timeouts.drainMs * DRAIN_EXTENSION,
-              },
-            );
-          }
+        const decisionId = rt.decisionId;
+        rt.node = enter(rt.node, step, this.policy, now);
+        this.settle(rt, step.reason, decisionId);
+        await this.store.putNode(recordOf(rt));
+        await this.audit(rt, 'DrainRefused', 'auto', step.reason, decisionId, {
+          guardrail: 'risk_recovered',
+          risk: rt.lastScore?.risk ?? null,
+          observed: rt.lastScore?.observed ?? false,
+          evidence: step.evidence,
+        });
+        return;
+      }
+      case 'extend_drain':
+        rt.node = enter(rt.node, step, this.policy, now);
+        await this.audit(rt, 'DrainExtended', rt.node.actor, step.reason, rt.decisionId, {
+          activeCalls: rt.node.lastCalls?.count ?? null,
+          drainMs: this.policy.drainMs,
+          untilMs: this.policy.drainMs * this.policy.drainExtensions,
+          evidence: step.evidence,
+        });
+        return;
+      case 'restart':
+        await this.performRestart(rt, now, step);
+        return;
+      case 'restarted': {
+        const downForMs = now - (rt.node.restartIssuedAt ?? now);
+        await this.audit(rt, 'RestartSucceeded', rt.node.actor, step.reason, rt.decisionId, {
+          downForMs,
+          evidence: step.evidence,
+        });
+        rt.node = enter(rt.node, step, this.policy, now);
+        rt.reason = 'restarted; waiting for healthy probes';
+        await this.store.putNode(recordOf(rt));
+        await this.audit(rt, 'RecoveryStarted', rt.node.actor, rt.reason, rt.decisionId, {
+          recoverThreshold: this.policy.recoverThreshold,
+          windows: this.policy.healthyProbeWindows,
+        });
+        return;
+      }
+      case 'return': {
+        const change = await this.setDisabled(rt, false);
+        if (!change.ok) {
+          await this.retryAfterDispatcherError(rt, now, 'UndrainFailed', change);
           return;
         }
-        await this.startRestart(rt, now, rt.decisionActor, 'drain timeout: restarting with calls left', {
-          activeCalls: s?.activeCalls ?? null,
-          drainMs: this.timeouts.drainMs,
-          extended: rt.drainExtended,
+        const decisionId = rt.decisionId;
+        const from = rt.node.state;
+        rt.node = enter(rt.node, step, this.policy, now);
+        this.settle(rt, step.reason, decisionId);
+        await this.store.putNode(recordOf(rt));
+        await this.audit(rt, 'NodeReturned', rt.node.actor, step.reason, decisionId, {
+          ...step.evidence,
+          from,
+          restarted: step.restarted,
+          alreadyActive: change.already,
+          probationUntil: rt.node.probationUntil,
+          windows: this.policy.healthyProbeWindows,
+          evidence: step.evidence,
         });
+        return;
       }
-      return;
-    }
-    if (state === 'restarting') {
-      if (rt.restartIssuedAt === null) return;
-      const s = rt.lastScore;
-      if (s && s.ts > rt.restartIssuedAt && s.up) {
-        await this.audit(rt, 'RestartSucceeded', rt.decisionActor, 'node is up again', rt.record.decisionId, {
-          downForMs: now - rt.restartIssuedAt,
+      case 'quarantine':
+        rt.node = enter(rt.node, step, this.policy, now);
+        this.settle(rt, step.reason, rt.decisionId);
+        await this.store.putNode(recordOf(rt));
+        await this.audit(rt, 'Quarantined', rt.node.actor, step.reason, rt.decisionId, {
+          release: step.release,
+          alert: true,
+          evidence: step.evidence,
         });
-        rt.record = {
-          ...rt.record,
-          state: 'recovering',
-          since: now,
-          reason: 'restarted; waiting for the risk to settle',
-        };
-        rt.recoverStreak = 0;
-        await this.store.putNode(rt.record);
-        await this.audit(rt, 'RecoveryStarted', rt.decisionActor, rt.record.reason, rt.record.decisionId, {
-          recoverThreshold: this.lifecycle.recoverThreshold,
-          windows: this.lifecycle.recoverWindows,
+        return;
+      case 'stall':
+        await this.stall(rt, step.audit, step.reason, {
+          evidence: step.evidence,
+          phase: step.audit === 'RestartFailed' ? 'wait' : 'recover',
         });
-      } else if (now - rt.record.since >= this.timeouts.restartMs) {
-        await this.stall(rt, 'RestartFailed', 'node did not come back up in time; kept out of rotation', {
-          phase: 'wait',
-          restartMs: this.timeouts.restartMs,
-        });
-      }
-      return;
-    }
-    // recovering
-    if (rt.recoverStreak >= this.lifecycle.recoverWindows) {
-      await this.returnToRotation(rt, now, 'recovered and back in rotation', {
-        windows: this.lifecycle.recoverWindows,
-      });
-    } else if (now - rt.record.since >= this.timeouts.recoverMs) {
-      await this.stall(rt, 'UndrainFailed', 'risk did not settle after the restart; kept out of rotation', {
-        phase: 'recover',
-        recoverMs: this.timeouts.recoverMs,
-      });
+        return;
     }
   }
 
-  private async cancelPendingDrain(rt: Runtime, now: number): Promise<void> {
-    // Only reached while the dispatcher has not confirmed the drain; make sure it did not land meanwhile.
-    const change = await this.setDisabled(rt, false);
-    if (!change.ok) {
-      rt.retryAt = now + this.timeouts.lifecycleRetryMs;
-      return;
-    }
-    const decisionId = rt.record.decisionId;
-    this.toActive(rt, now, 'drain cancelled: risk recovered before the dispatcher accepted it', decisionId);
-    await this.store.putNode(rt.record);
-    await this.audit(rt, 'DrainRefused', 'auto', rt.record.reason, decisionId, {
-      guardrail: 'risk_recovered',
-      risk: rt.lastScore?.risk ?? null,
-      observed: rt.lastScore?.observed ?? false,
-    });
-  }
-
-  private async startRestart(
-    rt: Runtime,
-    now: number,
-    actor: string,
-    why: string,
-    details: Record<string, unknown>,
-  ): Promise<void> {
-    rt.record = { ...rt.record, state: 'restarting', since: now, reason: why };
-    rt.restartIssuedAt = null;
-    rt.stalled = null;
+  private async performRestart(rt: Runtime, now: number, step: Step & { kind: 'restart' }): Promise<void> {
+    rt.node = enter(rt.node, step, this.policy, now);
+    this.settle(rt, step.reason, rt.decisionId);
     rt.failures = 0;
-    await this.store.putNode(rt.record);
-    await this.audit(rt, 'RestartStarting', actor, why, rt.record.decisionId, {
+    await this.store.putNode(recordOf(rt));
+    await this.audit(rt, 'RestartStarting', rt.node.actor, step.reason, rt.decisionId, {
       restarter: this.restarter.name,
-      ...details,
+      ...step.evidence,
+      evidence: step.evidence,
     });
     const result = await this.withRetries(() =>
-      this.timed(this.restarter.restart(rt.record.nodeId), this.timeouts.restartCallMs, 'restart'),
+      this.timed(this.restarter.restart(rt.node.nodeId), this.timeouts.restartCallMs, 'restart'),
     );
     if (result.ok) {
-      rt.restartIssuedAt = this.clock.now();
+      rt.node = restartIssued(rt.node, this.clock.now());
       return;
     }
     await this.stall(rt, 'RestartFailed', `restart failed: ${errorMessage(result.error)}; kept out of rotation`, {
@@ -893,92 +1100,112 @@ export class ActionEngine {
   /** Stops the lifecycle with the node out of rotation; an operator decides (undrain or restart). */
   private async stall(rt: Runtime, kind: AuditKind, reason: string, details: Record<string, unknown>): Promise<void> {
     rt.stalled = reason;
-    rt.record = { ...rt.record, reason };
-    await this.store.putNode(rt.record);
-    await this.audit(rt, kind, rt.decisionActor, reason, rt.record.decisionId, {
-      ...details,
-      alert: true,
-      stalled: true,
-    });
+    rt.reason = reason;
+    await this.store.putNode(recordOf(rt));
+    await this.audit(rt, kind, rt.node.actor, reason, rt.decisionId, { ...details, alert: true, stalled: true });
   }
 
-  /**
-   * Puts the node back in rotation and ends its decision with NodeReturned; a dispatcher error is retried with backoff
-   * and alerted once (UndrainFailed).
-   */
-  private async returnToRotation(
-    rt: Runtime,
-    now: number,
-    reason: string,
-    details: Record<string, unknown>,
-  ): Promise<void> {
-    const change = await this.setDisabled(rt, false);
-    if (change.ok) {
-      const decisionId = rt.record.decisionId;
-      this.toActive(rt, now, reason, decisionId);
-      await this.store.putNode(rt.record);
-      await this.audit(rt, 'NodeReturned', rt.decisionActor, reason, decisionId, {
-        ...details,
-        alreadyActive: change.already,
-      });
-      return;
-    }
-    await this.retryAfterDispatcherError(rt, now, 'UndrainFailed', change);
-  }
-
-  private toActive(rt: Runtime, now: number, reason: string, decisionId: string | null): void {
-    rt.record = { ...rt.record, state: 'active', since: now, reason, decisionId };
-    rt.pendingApply = false;
+  /** Records why the node is where it is, and under which decision; a new state also ends a stall. */
+  private settle(rt: Runtime, reason: string, decisionId: string | null): void {
+    rt.reason = reason;
+    rt.decisionId = decisionId;
     rt.stalled = null;
     rt.failures = 0;
-    rt.retryAt = now;
-    rt.restartIssuedAt = null;
-    rt.riskStreak = 0;
-    rt.recoverStreak = 0;
-    rt.lastRefusal = null;
-    rt.drainExtended = false;
-    if (rt.dest) rt.dest = { ...rt.dest, state: 'active' };
+    rt.retryAt = this.clock.now();
+    if (rt.node.state === 'active') {
+      rt.lastRefusal = null;
+      if (rt.dest) rt.dest = { ...rt.dest, state: 'active' };
+    }
   }
 
   // ---------------------------------------------------------------- resume and reconcile
 
-  private async restoreInFlight(rt: Runtime, now: number): Promise<void> {
-    const history = await this.store.queryAudit({ nodeId: rt.record.nodeId, limit: 200 });
-    const starting = history.find((r) => r.kind === 'DrainStarting' && r.decisionId === rt.record.decisionId);
-    rt.plan = starting?.details.plan === 'hold' ? 'hold' : 'cycle';
-    rt.decisionActor = starting?.actor ?? 'auto';
-    const latest = (kinds: AuditKind[]) => history.find((r) => kinds.includes(r.kind));
-    if (rt.record.state === 'draining') {
-      const last = latest(['DrainStarting', 'DrainSucceeded', 'DrainFailed', 'StateReapplied', 'Resumed']);
-      rt.pendingApply = last?.kind === 'DrainStarting' || last?.kind === 'DrainFailed';
-    } else if (rt.record.state === 'restarting') {
-      const last = latest(['RestartStarting', 'RestartFailed']);
-      if (last?.kind === 'RestartFailed') rt.stalled = rt.record.reason;
-      // A restart recorded as starting is assumed issued: restarting a node twice is worse than waiting for it.
-      else rt.restartIssuedAt = rt.record.since;
-    } else if (rt.record.state === 'recovering') {
-      const last = latest(['RecoveryStarted', 'UndrainFailed']);
-      if (last?.kind === 'UndrainFailed' && last.details.stalled === true) rt.stalled = rt.record.reason;
+  /** Rebuilds what the store does not hold (plan, restarts, probation, quarantine) from the node's audit trail. */
+  private async restore(rt: Runtime, now: number): Promise<void> {
+    const history = await this.store.queryAudit({ nodeId: rt.node.nodeId, limit: 200 });
+    const restarts = history
+      .filter((r) => r.kind === 'RestartStarting' && r.ts > now - 3_600_000)
+      .map((r) => r.ts)
+      .reverse();
+    rt.node = { ...rt.node, restarts };
+    const returned = history.find((r) => r.kind === 'NodeReturned');
+    if (rt.node.state === 'active') {
+      const until = returned?.details.probationUntil;
+      if (typeof until === 'number' && until > now) rt.node = { ...rt.node, probationUntil: until };
+      return;
     }
-    await this.audit(
-      rt,
-      'Resumed',
-      'auto',
-      `resumed in ${rt.record.state} after a Foresight restart`,
-      rt.record.decisionId,
-      {
-        state: rt.record.state,
-        since: rt.record.since,
-        plan: rt.plan,
-        drainUnconfirmed: rt.pendingApply,
-        stalled: rt.stalled,
-        downtimeMs: now - rt.record.since,
-      },
-    );
+    const starting = history.find((r) => r.kind === 'DrainStarting' && r.decisionId === rt.decisionId);
+    const failures = starting?.details.probationFailures;
+    const cause = (starting?.details.evidence as { cause?: unknown } | undefined)?.cause;
+    rt.node = {
+      ...rt.node,
+      plan: starting?.details.plan === 'hold' ? 'hold' : 'cycle',
+      actor: starting?.actor ?? 'auto',
+      drainCause: cause === 'probes' ? 'probes' : starting?.actor === 'auto' ? 'risk' : 'operator',
+      probationFailures: typeof failures === 'number' ? failures : 0,
+    };
+    const latest = (kinds: AuditKind[]) => history.find((r) => kinds.includes(r.kind));
+    if (rt.node.state === 'draining') {
+      const last = latest([
+        'DrainStarting',
+        'DrainSucceeded',
+        'DrainFailed',
+        'StateReapplied',
+        'Resumed',
+        'OverrideCleared',
+      ]);
+      rt.node.drainConfirmed = !(last?.kind === 'DrainStarting' || last?.kind === 'DrainFailed');
+    } else if (rt.node.state === 'restarting') {
+      rt.node.drainConfirmed = true;
+      const last = latest(['RestartStarting', 'RestartFailed']);
+      if (last?.kind === 'RestartFailed') rt.stalled = rt.reason;
+      // A restart recorded as starting is assumed issued: restarting a node twice is worse than waiting for it.
+      else rt.node.restartIssuedAt = rt.node.since;
+    } else if (rt.node.state === 'recovering') {
+      rt.node.drainConfirmed = true;
+      const last = latest(['RecoveryStarted', 'UndrainFailed']);
+      if (last?.kind === 'UndrainFailed' && last.details.stalled === true) rt.stalled = rt.reason;
+    } else if (rt.node.state === 'quarantined') {
+      rt.node.drainConfirmed = true;
+      const q = latest(['Quarantined']);
+      rt.node.quarantineRelease = q?.details.release === 'probes' ? 'probes' : 'operator';
+    }
+    await this.audit(rt, 'Resumed', 'auto', `resumed in ${rt.node.state} after a Foresight restart`, rt.decisionId, {
+      state: rt.node.state,
+      since: rt.node.since,
+      plan: rt.node.plan,
+      drainUnconfirmed: rt.node.state === 'draining' && !rt.node.drainConfirmed,
+      stalled: rt.stalled,
+      downtimeMs: now - rt.node.since,
+    });
   }
 
   private async reconcile(now: number): Promise<void> {
     this.lastReconcileAt = now;
+    // A reset marker that is gone proves a reload or restart; one still there proves any change was made by hand.
+    let markerReset: boolean | null = null;
+    if (isResetAware(this.dispatcher)) {
+      const d = this.dispatcher;
+      try {
+        if (this.markerArmed) {
+          markerReset = await this.timed(d.resetSinceArmed(), this.timeouts.dispatcherCallMs, 'dispatcher.marker');
+        }
+      } catch (err) {
+        this.logger.warn({ err: errorMessage(err) }, 'reset marker unreadable; falling back to the heuristic');
+        this.markerArmed = false;
+      }
+      if (!this.markerArmed || markerReset) {
+        // Arm first, then re-apply: a reset landing in between is seen on the next check. Right after a reload
+        // Kamailio may refuse the add for a few seconds; the answer already read stands, and arming is tried again.
+        try {
+          await this.timed(d.armResetMarker(), this.timeouts.dispatcherCallMs, 'dispatcher.arm');
+          this.markerArmed = true;
+        } catch (err) {
+          this.logger.warn({ err: errorMessage(err) }, 'reset marker not armed; will try again');
+          this.markerArmed = false;
+        }
+      }
+    }
     let list: DispatcherDestination[];
     try {
       list = await this.timed(this.dispatcher.list(), this.timeouts.dispatcherCallMs, 'dispatcher.list');
@@ -988,32 +1215,38 @@ export class ActionEngine {
     }
     const index = new Map(list.map((d) => [destKey(d.setId, d.uri), d]));
     const lost: Runtime[] = [];
+    const markedByProxy: Runtime[] = [];
     const handDisabled: Runtime[] = [];
     let drainedByUs = 0;
     for (const rt of this.runtimes.values()) {
-      const d = index.get(destKey(rt.record.setId, rt.record.uri)) ?? null;
+      const d = index.get(destKey(rt.node.setId, rt.uri)) ?? null;
       if (d === null && rt.dest !== null) {
-        this.logger.warn({ nodeId: rt.record.nodeId, uri: rt.record.uri }, 'destination missing from the dispatcher');
+        this.logger.warn({ nodeId: rt.node.nodeId, uri: rt.uri }, 'destination missing from the dispatcher');
       }
       rt.dest = d;
-      if (d === null || rt.record.manualOverride !== null) continue;
+      if (d === null || rt.node.manualOverride !== null) continue;
       const disabled = d.state === 'disabled';
-      if (rt.pendingApply) {
+      if (rt.node.state === 'draining' && !rt.node.drainConfirmed) {
         // A drain that landed although its call reported failure (or a crash hid the answer).
         if (disabled) {
-          rt.pendingApply = false;
-          rt.record = { ...rt.record, since: now };
-          await this.store.putNode(rt.record);
-          await this.audit(rt, 'DrainSucceeded', rt.decisionActor, rt.record.reason, rt.record.decisionId, {
-            confirmedBy: 'reconcile',
-          });
+          rt.node = drainConfirmedAt(rt.node, now);
+          await this.store.putNode(recordOf(rt));
+          await this.audit(rt, 'DrainSucceeded', rt.node.actor, rt.reason, rt.decisionId, { confirmedBy: 'reconcile' });
         }
         continue;
       }
-      const expectDisabled = rt.record.state !== 'active';
+      const expectDisabled = rt.node.state !== 'active';
       if (expectDisabled) drainedByUs++;
-      if (expectDisabled && !disabled) lost.push(rt);
+      if (expectDisabled && !disabled && (d.state === 'trying' || d.state === 'inactive')) markedByProxy.push(rt);
+      else if (expectDisabled && !disabled) lost.push(rt);
       else if (!expectDisabled && disabled) handDisabled.push(rt);
+    }
+
+    // Kamailio's own failure handling (ds_mark_dst in a failure_route, for a call sent before the drain that failed
+    // after it) turns a disabled destination into trying or inactive; a trying one takes new calls again. Not a
+    // person's doing: a person enabling a node makes it active. Re-apply at once.
+    for (const rt of markedByProxy) {
+      await this.reapply(rt, now, { by: 'proxy_failure_marking', flags: rt.dest?.flags ?? null });
     }
 
     if (lost.length > 0) {
@@ -1021,36 +1254,39 @@ export class ActionEngine {
         (d) => (d.state === 'disabled') === this.listDefaults.disabled && d.probing === this.listDefaults.probing,
       );
       const allLost = lost.length === drainedByUs;
-      const wholesale = allLost && (lost.length >= 2 || matchesDefaults);
-      const heuristic = { lost: lost.length, drainedByUs, matchesListDefaults: matchesDefaults, wholesale };
+      const wholesale = markerReset ?? (allLost && (lost.length >= 2 || matchesDefaults));
+      const evidence =
+        markerReset === null
+          ? { by: 'heuristic', lost: lost.length, drainedByUs, matchesListDefaults: matchesDefaults, wholesale }
+          : { by: 'reset_marker', markerGone: markerReset, lost: lost.length, wholesale };
       for (const rt of lost) {
-        if (wholesale) await this.reapply(rt, now, heuristic);
-        else await this.markOverride(rt, now, `enabled by hand while ${rt.record.state}`, heuristic);
+        if (wholesale) await this.reapply(rt, now, evidence);
+        else await this.markOverride(rt, now, `enabled by hand while ${rt.node.state}`, evidence);
       }
     }
     for (const rt of handDisabled) {
-      await this.markOverride(rt, now, 'disabled by hand', { flags: rt.dest?.flags ?? null });
+      // A reset restores the list file's states; a disable only a person (or another tool) makes.
+      await this.markOverride(rt, now, 'disabled by hand', { flags: rt.dest?.flags ?? null, markerGone: markerReset });
     }
   }
 
-  private async reapply(rt: Runtime, now: number, heuristic: Record<string, unknown>): Promise<void> {
+  private async reapply(rt: Runtime, now: number, evidence: Record<string, unknown>): Promise<void> {
     const change = await this.setDisabled(rt, true);
     if (change.ok) {
       await this.audit(
         rt,
         'StateReapplied',
         'auto',
-        'dispatcher states were reset (reload or restart); drain re-applied',
-        rt.record.decisionId,
-        {
-          ...heuristic,
-          state: rt.record.state,
-        },
+        evidence.by === 'proxy_failure_marking'
+          ? `Kamailio's failure handling marked the drained node ${String(evidence.flags)}; drain re-applied`
+          : 'dispatcher states were reset (reload or restart); drain re-applied',
+        rt.decisionId,
+        { ...evidence, evidence, state: rt.node.state },
       );
       return;
     }
     // The store keeps saying what Foresight wants; the lifecycle retries until the dispatcher takes it.
-    rt.pendingApply = true;
+    rt.node = { ...rt.node, state: 'draining', drainConfirmed: false };
     rt.failures = 1;
     rt.retryAt = now + this.timeouts.lifecycleRetryMs;
     await this.audit(
@@ -1058,34 +1294,32 @@ export class ActionEngine {
       'DrainFailed',
       'auto',
       `re-applying a reset drain failed: ${errorMessage(change.error)}`,
-      rt.record.decisionId,
-      {
-        ...heuristic,
-        error: errorMessage(change.error),
-        alert: true,
-        willRetry: true,
-      },
+      rt.decisionId,
+      { ...evidence, error: errorMessage(change.error), alert: true, willRetry: true },
     );
   }
 
   private async markOverride(rt: Runtime, now: number, what: string, details: Record<string, unknown>): Promise<void> {
-    const previous = rt.record.state;
+    const previous = rt.node.state;
     const flags = rt.dest?.flags ?? null;
+    const override = `${what} (dispatcher flags ${flags ?? '?'})`;
     // The lifecycle ends where the person left it: Foresight records the fact and keeps its hands off.
-    rt.record = {
-      ...rt.record,
+    rt.node = {
+      ...rt.node,
       state: 'active',
       since: now,
-      manualOverride: `${what} (dispatcher flags ${flags ?? '?'})`,
-      reason: `manual override: ${what}`,
+      manualOverride: override,
+      drainConfirmed: false,
+      restartIssuedAt: null,
+      riskStreak: 0,
+      healthyProbeStreak: 0,
+      lastProbeFault: null,
+      quarantineRelease: null,
     };
-    rt.pendingApply = false;
+    rt.reason = `manual override: ${what}`;
     rt.stalled = null;
-    rt.restartIssuedAt = null;
-    rt.riskStreak = 0;
-    rt.recoverStreak = 0;
-    await this.store.putNode(rt.record);
-    await this.audit(rt, 'ManualOverrideDetected', 'auto', rt.record.manualOverride ?? what, rt.record.decisionId, {
+    await this.store.putNode(recordOf(rt));
+    await this.audit(rt, 'ManualOverrideDetected', 'auto', override, rt.decisionId, {
       ...details,
       previousState: previous,
       flags,
@@ -1096,7 +1330,8 @@ export class ActionEngine {
 
   /** Re-reads the destination and changes it only if needed; "already in that state" is success. */
   private async setDisabled(rt: Runtime, disabled: boolean): Promise<ChangeResult> {
-    const { setId, uri, nodeId } = rt.record;
+    const { setId, nodeId } = rt.node;
+    const uri = rt.uri;
     return this.withRetries(async () => {
       const list = await this.timed(this.dispatcher.list(), this.timeouts.dispatcherCallMs, 'dispatcher.list');
       const d = list.find((x) => destKey(x.setId, x.uri) === destKey(setId, uri));
@@ -1147,26 +1382,26 @@ export class ActionEngine {
   private setPinned(nodeId: string, req: OperatorRequest, pinned: boolean): Promise<ActionResult> {
     return this.exclusive(async () => {
       const rt = this.operatorTarget(nodeId, req);
-      if (rt.record.pinned === pinned) return { decision: null, record: { ...rt.record }, applied: true };
+      if (rt.node.pinned === pinned) return { decision: null, record: recordOf(rt), applied: true };
       const now = this.clock.now();
       const decision = this.decision(rt, pinned ? 'pin' : 'unpin', req.actor, req.reason, now);
-      rt.record = { ...rt.record, pinned };
-      await this.store.putNode(rt.record);
+      rt.node = { ...rt.node, pinned };
+      await this.store.putNode(recordOf(rt));
       await this.audit(rt, pinned ? 'Pinned' : 'Unpinned', req.actor, req.reason, decision.id, {});
-      return { decision, record: { ...rt.record }, applied: true };
+      return { decision, record: recordOf(rt), applied: true };
     });
   }
 
   private decision(rt: Runtime, action: DrainAction, actor: string, reason: string, now: number): DrainDecision {
     const id = this.newId();
-    this.decisions.set(id, rt.record.nodeId);
+    this.decisions.set(id, rt.node.nodeId);
     if (this.decisions.size > MAX_REMEMBERED_DECISIONS) {
       const oldest = this.decisions.keys().next().value;
       if (oldest !== undefined) this.decisions.delete(oldest);
     }
     return {
       id,
-      nodeId: rt.record.nodeId,
+      nodeId: rt.node.nodeId,
       ts: now,
       action,
       actor,
@@ -1186,7 +1421,7 @@ export class ActionEngine {
   ): Promise<AuditRecord> {
     return this.appendAudit({
       ts: this.clock.now(),
-      nodeId: rt.record.nodeId,
+      nodeId: rt.node.nodeId,
       kind,
       actor,
       reason,
@@ -1232,23 +1467,25 @@ export class ActionEngine {
   }
 
   private newRuntime(record: NodeRecord): Runtime {
+    const node: LifecycleNode = {
+      ...newLifecycleNode(record.nodeId, record.setId, record.since),
+      state: record.state,
+      pinned: record.pinned,
+      manualOverride: record.manualOverride,
+      lastDrainAt: record.lastDrainAt,
+    };
     return {
-      record: { ...record },
-      plan: 'cycle',
-      decisionActor: 'auto',
+      node,
+      uri: record.uri,
+      decisionId: record.decisionId,
+      reason: record.reason,
       lastScore: null,
-      riskStreak: 0,
-      recoverStreak: 0,
-      pendingApply: false,
       failures: 0,
       retryAt: Number.NEGATIVE_INFINITY,
-      restartIssuedAt: null,
       stalled: null,
       dest: null,
       lastRefusal: null,
       lastAuto: null,
-      drainExtended: false,
-      crashForecastStreak: 0,
     };
   }
 
@@ -1257,4 +1494,9 @@ export class ActionEngine {
     this.chain = run.catch(() => undefined);
     return run;
   }
+}
+
+/** The core's return step for a return an operator (not evidence) decided. */
+function returnStep(reason: string): Step {
+  return { kind: 'return', reason, evidence: {}, restarted: false };
 }

@@ -1,4 +1,4 @@
-import type { AuditKind, AuditRecord, NodeRecord } from '../messages.js';
+import type { AuditKind, AuditRecord, NodeRecord, StateCheckpoint } from '../messages.js';
 
 /**
  * Dispatcher destination state as Foresight sees it. Kamailio letters (dispatch.h):
@@ -18,6 +18,20 @@ export interface DispatcherDestination {
   flags: string;
   /** Average OPTIONS round-trip, where the dispatcher tracks latency. ms */
   latencyAvgMs: number | null;
+  /**
+   * Each proxy's own view, in configured order, when the dispatcher fronts several proxies (ProxyFleetDispatcher);
+   * absent for a single proxy. The fields above are then the combined view (see proxy-fleet.ts).
+   */
+  proxies?: ProxyDestinationState[];
+}
+
+/** One proxy's view of a destination. */
+export interface ProxyDestinationState {
+  proxy: string;
+  /** `unreachable`: the proxy did not answer this round; `missing`: it answered but has no such destination. */
+  state: DestinationState | 'unreachable' | 'missing';
+  /** As that proxy reports them; null when it did not report the destination. */
+  flags: string | null;
 }
 
 /** The port the Kamailio JSON-RPC adapter and the simulated dispatcher implement. */
@@ -42,7 +56,22 @@ export interface AuditQuery {
   /** Records with seq strictly below this (paging backwards from the newest). */
   beforeSeq?: number;
   since?: number;
+  /** Records of one decision. */
+  decisionId?: string;
   limit?: number;
+}
+
+/** A scorer's drain threshold as operators' verdicts have moved it (src/core/thresholds.ts). */
+export interface ThresholdRecord {
+  /** The scorer's name as scores carry it, e.g. `stat-v1`. */
+  scorer: string;
+  /** Effective drain threshold. [0, 1] */
+  threshold: number;
+  /** Verdicts counted so far. */
+  falseAlarms: number;
+  trueAlarms: number;
+  /** Epoch ms of the last move. */
+  updatedAt: number;
 }
 
 /** Durable desired state and audit trail: SQLite embedded, PostgreSQL in production. */
@@ -56,5 +85,19 @@ export interface Store {
   appendAudit(record: Omit<AuditRecord, 'seq'>): Promise<AuditRecord>;
   /** Newest first. */
   queryAudit(query: AuditQuery): Promise<AuditRecord[]>;
+  /** Every scorer's effective threshold, so moves made by verdicts survive a restart and a change of leader. */
+  listThresholds(): Promise<ThresholdRecord[]>;
+  putThreshold(record: ThresholdRecord): Promise<void>;
+  /**
+   * Per-node learnt state by key (`features:<node>`, `scorer:<scorer>:<node>`), the newest per key: where no compacted
+   * Kafka topic keeps it (the in-process bus), so a restarted Foresight does not start every baseline cold.
+   */
+  putCheckpoints(records: StoredCheckpoint[]): Promise<void>;
+  listCheckpoints(kind: StateCheckpoint['kind']): Promise<StoredCheckpoint[]>;
   close(): Promise<void>;
+}
+
+export interface StoredCheckpoint {
+  key: string;
+  checkpoint: StateCheckpoint;
 }

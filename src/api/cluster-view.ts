@@ -1,5 +1,6 @@
 import type {
   AuditRecord,
+  CallsSource,
   FeatureVector,
   NodeLifecycleState,
   NodeRecord,
@@ -22,7 +23,10 @@ export interface NodeView {
   risk: number | null;
   timeToFailureS: number | null;
   explanation: ScoreContribution[];
+  /** Active calls at the latest window end, null when nothing counted them. */
   activeCalls: number | null;
+  /** Who counted them: `ami` (Asterisk) or `sip` (Foresight's dialog count from the SIP stream). */
+  activeCallsSource: CallsSource | null;
   observed: boolean;
   up: boolean | null;
   scorer: string | null;
@@ -39,7 +43,7 @@ export interface HistoryPoint {
   risk: number;
   timeToFailureS: number | null;
   observed: boolean;
-  activeCalls: number;
+  activeCalls: number | null;
   up: boolean;
 }
 
@@ -79,6 +83,7 @@ function emptyView(nodeId: string): NodeView {
     timeToFailureS: null,
     explanation: [],
     activeCalls: null,
+    activeCallsSource: null,
     observed: false,
     up: null,
     scorer: null,
@@ -148,6 +153,7 @@ export class ClusterView {
         view.timeToFailureS = score.timeToFailureS;
         view.explanation = score.explanation;
         view.activeCalls = score.activeCalls;
+        view.activeCallsSource = score.activeCallsSource;
         view.observed = score.observed;
         view.up = score.up;
         view.scorer = score.scorer;

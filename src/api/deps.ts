@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { AuditQuery } from '../actions/ports.js';
+import type { ThresholdsView } from '../actions/thresholds.js';
 import type { AuditRecord } from '../messages.js';
 import type { ClusterView } from './cluster-view.js';
 import type { ApiMetrics } from './metrics.js';
@@ -12,7 +13,7 @@ export interface ActionContext {
   force?: boolean;
 }
 
-/** An operator's judgement on an automatic decision, fed back into evaluation. */
+/** An operator's judgement on an automatic decision: a training label, and it moves the scorer's drain threshold. */
 export type VerdictValue = 'correct' | 'false_alarm';
 
 export interface VerdictContext {
@@ -31,6 +32,8 @@ export interface ApiActions {
   restart(nodeId: string, ctx: ActionContext): Promise<AuditRecord>;
   pin(nodeId: string, ctx: ActionContext): Promise<AuditRecord>;
   unpin(nodeId: string, ctx: ActionContext): Promise<AuditRecord>;
+  /** Ends a manual override: Foresight drives the node again (a node left disabled by hand is held, not re-enabled). */
+  clearOverride(nodeId: string, ctx: ActionContext): Promise<AuditRecord>;
   verdict(decisionId: string, ctx: VerdictContext): Promise<AuditRecord>;
 }
 
@@ -53,6 +56,10 @@ export interface ModelInfo {
 
 export interface ApiModel {
   info(): ModelInfo | Promise<ModelInfo>;
+  /** Effective drain thresholds moved by verdicts (GET /api/model/thresholds). */
+  thresholds?(): ThresholdsView | Promise<ThresholdsView>;
+  /** Puts the previous scorer back in charge (model lifecycle); absent when no lifecycle runs. */
+  rollback?(ctx: { actor: string; reason: string }): Promise<AuditRecord>;
 }
 
 export interface HealthCheck {

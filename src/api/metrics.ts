@@ -21,6 +21,10 @@ export class ApiMetrics {
   private readonly pipelineLag: Gauge;
   private readonly eventsPerSecond: Gauge;
   private readonly modelLatency: Histogram;
+  private readonly outboxQueued: Gauge;
+  private readonly telemetryDropped: Counter;
+  private readonly checkpoints: Gauge;
+  private droppedSoFar = 0;
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
@@ -59,6 +63,42 @@ export class ApiMetrics {
       buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
       registers,
     });
+    this.outboxQueued = new Gauge({
+      name: 'foresight_telemetry_outbox_queued',
+      help: "Collectors' samples waiting for the bus, in memory or spooled to disk",
+      labelNames: ['where'],
+      registers,
+    });
+    this.telemetryDropped = new Counter({
+      name: 'foresight_telemetry_dropped_total',
+      help: "Collectors' samples the outbox could not keep during a bus outage (full, or older than maxOutageMs)",
+      registers,
+    });
+    this.checkpoints = new Gauge({
+      name: 'foresight_state_checkpoints',
+      help: 'Per-node state checkpoints since start, by stage and result (written, write_failed, restored, refused)',
+      labelNames: ['stage', 'result'],
+      registers,
+    });
+  }
+
+  /** What a stage's checkpoints did since start (counts only grow). */
+  setCheckpoints(
+    stage: 'features' | 'scorer',
+    c: { written: number; writeFailures: number; restored: number; refused: number },
+  ): void {
+    this.checkpoints.set({ stage, result: 'written' }, c.written);
+    this.checkpoints.set({ stage, result: 'write_failed' }, c.writeFailures);
+    this.checkpoints.set({ stage, result: 'restored' }, c.restored);
+    this.checkpoints.set({ stage, result: 'refused' }, c.refused);
+  }
+
+  /** The collectors' samples waiting for the bus, and those it could not keep. */
+  setOutbox(stats: { queued: number; spooled: number; dropped: number }): void {
+    this.outboxQueued.set({ where: 'memory' }, stats.queued - stats.spooled);
+    this.outboxQueued.set({ where: 'disk' }, stats.spooled);
+    if (stats.dropped > this.droppedSoFar) this.telemetryDropped.inc(stats.dropped - this.droppedSoFar);
+    this.droppedSoFar = Math.max(this.droppedSoFar, stats.dropped);
   }
 
   setNodeRisk(nodeId: string, risk: number): void {

@@ -33,7 +33,8 @@ export const NodeViewSchema = Type.Object({
   risk: Nullable(Type.Number({ minimum: 0, maximum: 1 })),
   timeToFailureS: Nullable(Type.Number({ description: 'seconds' })),
   explanation: Type.Array(Contribution),
-  activeCalls: Nullable(Type.Number()),
+  activeCalls: Nullable(Type.Number({ description: 'null when nothing counted the calls' })),
+  activeCallsSource: Nullable(Type.Union([Type.Literal('ami'), Type.Literal('sip')])),
   observed: Type.Boolean(),
   up: Nullable(Type.Boolean()),
   scorer: Nullable(Type.String()),
@@ -52,7 +53,7 @@ const HistoryPointSchema = Type.Object({
   risk: Type.Number(),
   timeToFailureS: Nullable(Type.Number()),
   observed: Type.Boolean(),
-  activeCalls: Type.Number(),
+  activeCalls: Nullable(Type.Number()),
   up: Type.Boolean(),
 });
 
@@ -124,6 +125,36 @@ export const ModelResponse = Type.Object(
   { name: Type.String(), version: Type.String() },
   { additionalProperties: true },
 );
+
+export const RollbackBody = Type.Object(
+  { reason: Type.String({ minLength: 1, maxLength: 1000, pattern: '\\S', description: 'Why, in plain words' }) },
+  { additionalProperties: false },
+);
+export type RollbackBody = Static<typeof RollbackBody>;
+
+const ThresholdEntry = Type.Object({
+  scorer: Type.String(),
+  threshold: Type.Number(),
+  falseAlarms: Type.Integer(),
+  trueAlarms: Type.Integer(),
+  /** Epoch ms of the last move; 0 when verdicts never moved it. */
+  updatedAt: Type.Number(),
+  inCharge: Type.Boolean(),
+});
+
+export const ThresholdsResponse = Type.Object({
+  inCharge: Type.Union([Type.String(), Type.Null()], { description: 'scorer whose scores the decisions use now' }),
+  effective: Type.Number({ description: 'drain threshold in use now' }),
+  configured: Type.Number({ description: 'actions.guardrails.riskThreshold' }),
+  feedback: Type.Object({
+    enabled: Type.Boolean(),
+    min: Type.Number(),
+    max: Type.Number(),
+    falseAlarmStep: Type.Number(),
+    trueAlarmStep: Type.Number(),
+  }),
+  scorers: Type.Array(ThresholdEntry),
+});
 
 export const ConfigResponse = Type.Object({}, { additionalProperties: true });
 

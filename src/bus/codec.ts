@@ -1,5 +1,5 @@
 import { ForesightError } from '../errors.js';
-import { AUDIT_KINDS, isMetricName, type TelemetrySource } from '../messages.js';
+import { AUDIT_KINDS, isMetricName, TELEMETRY_SOURCES, type TelemetrySource } from '../messages.js';
 import type { TopicMap, TopicName } from './port.js';
 
 /**
@@ -17,7 +17,7 @@ export type DecodeResult<T> = { ok: true; value: T } | { ok: false; code: 'FORES
 /** Returns null when the value is a valid message of the topic, else why not. */
 type Check = (v: Record<string, unknown>) => string | null;
 
-const SOURCES: ReadonlySet<TelemetrySource> = new Set<TelemetrySource>(['ami', 'sip', 'db', 'host', 'sim']);
+const SOURCES: ReadonlySet<TelemetrySource> = new Set<TelemetrySource>(TELEMETRY_SOURCES);
 const AUDIT_KIND_SET: ReadonlySet<string> = new Set(AUDIT_KINDS);
 const MAX_ID_LENGTH = 256;
 
@@ -43,6 +43,24 @@ const checkTelemetry: Check = (v) => {
   return null;
 };
 
+function checkEvidence(e: unknown): string | null {
+  if (!isObject(e)) return 'evidence must be an object';
+  if (e.calls !== null) {
+    if (!isObject(e.calls) || !finite(e.calls.count) || (e.calls.source !== 'ami' && e.calls.source !== 'sip')) {
+      return 'evidence.calls must be null or { count, source: ami|sip }';
+    }
+  }
+  if (e.upReported !== null && typeof e.upReported !== 'boolean') return 'evidence.upReported must be boolean or null';
+  if (e.probe !== null) {
+    const p = e.probe;
+    if (!isObject(p) || !finite(p.sent) || !finite(p.lost) || !finite(p.replies5xx)) {
+      return 'evidence.probe must be null or { sent, lost, replies5xx, rttMsP50 }';
+    }
+    if (p.rttMsP50 !== null && !finite(p.rttMsP50)) return 'evidence.probe.rttMsP50 must be finite or null';
+  }
+  return null;
+}
+
 const checkFeatures: Check = (v) => {
   if (!id(v.nodeId)) return 'nodeId must be a non-empty string';
   if (!int(v.setId)) return 'setId must be an integer';
@@ -53,7 +71,7 @@ const checkFeatures: Check = (v) => {
   for (const name in v.features) {
     if (!finite(v.features[name])) return `feature ${name} must be a finite number`;
   }
-  return null;
+  return checkEvidence(v.evidence);
 };
 
 const checkScores: Check = (v) => {
@@ -70,7 +88,13 @@ const checkScores: Check = (v) => {
   }
   if (typeof v.scorer !== 'string') return 'scorer must be a string';
   if (typeof v.observed !== 'boolean' || typeof v.up !== 'boolean') return 'observed and up must be booleans';
-  if (!finite(v.activeCalls)) return 'activeCalls must be a finite number';
+  if (v.activeCalls !== null && !finite(v.activeCalls)) return 'activeCalls must be a finite number or null';
+  if (v.activeCallsSource !== null && v.activeCallsSource !== 'ami' && v.activeCallsSource !== 'sip') {
+    return 'activeCallsSource must be ami, sip or null';
+  }
+  if ((v.activeCalls === null) !== (v.activeCallsSource === null)) return 'activeCalls and its source go together';
+  const evidenceProblem = checkEvidence(v.evidence);
+  if (evidenceProblem !== null) return evidenceProblem;
   return null;
 };
 
@@ -97,12 +121,21 @@ const checkDeadLetter: Check = (v) => {
   return null;
 };
 
+const checkState: Check = (v) => {
+  if (v.kind !== 'features' && v.kind !== 'scorer') return `unknown checkpoint kind ${JSON.stringify(v.kind)}`;
+  if (!id(v.nodeId)) return 'nodeId must be a non-empty string';
+  if (!finite(v.windowEnd) || !finite(v.ts)) return 'windowEnd and ts must be finite numbers';
+  if (!isObject(v.state)) return 'state must be an object';
+  return null;
+};
+
 const CHECKS: Record<TopicName, Check> = {
   telemetry: checkTelemetry,
   features: checkFeatures,
   scores: checkScores,
   actions: checkAudit,
   deadletter: checkDeadLetter,
+  state: checkState,
 };
 
 /** Why `value` is not a valid message of `topic`, or null when it is. */

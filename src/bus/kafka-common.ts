@@ -1,4 +1,4 @@
-import { errorMessage, isRetriable } from '../errors.js';
+import { errorMessage, ForesightError, isRetriable } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DeadLetter } from '../messages.js';
 import {
@@ -9,7 +9,15 @@ import {
   encodeMany,
   payloadExcerpt,
 } from './codec.js';
-import type { BatchHandler, DeliveredRecord, OutgoingRecord, TopicMap, TopicName } from './port.js';
+import {
+  type BatchHandler,
+  type DeliveredRecord,
+  type OutgoingRecord,
+  type SubscribeOptions,
+  TOPIC_NAMES,
+  type TopicMap,
+  type TopicName,
+} from './port.js';
 
 /** Options shared by both Kafka adapters. */
 export interface KafkaBusOptions {
@@ -310,7 +318,106 @@ export class HookChain {
   settled(): Promise<void> {
     return this.tail;
   }
+
+  /**
+   * Tells the subscriber what a rebalance changed: the partitions it lost first, then its new assignment if that
+   * differs. Returns the lost ones, whose queued records the consumer drops.
+   */
+  reassign(
+    options: Pick<SubscribeOptions, 'onAssigned' | 'onRevoked'>,
+    previous: readonly number[],
+    next: number[],
+  ): number[] {
+    const revoked = previous.filter((p) => !next.includes(p));
+    const changed = revoked.length > 0 || next.some((p) => !previous.includes(p));
+    void this.run(async () => {
+      if (revoked.length > 0) await options.onRevoked?.(revoked);
+      if (changed) await options.onAssigned?.(next);
+    });
+    return revoked;
+  }
+
+  /** Tells the subscriber that every partition it held is gone (its consumer stopped). */
+  revokeAll(options: Pick<SubscribeOptions, 'onRevoked'>, lost: number[]): Promise<void> {
+    return this.run(async () => {
+      if (lost.length > 0) await options.onRevoked?.(lost);
+    });
+  }
 }
+
+/**
+ * Partitions per Kafka topic, cached: publish needs the count for every batch (partitionForKey), and it changes only
+ * when an operator adds partitions. `fetch` is the client's metadata call.
+ */
+export class PartitionCounts {
+  private readonly known = new Map<string, number>();
+
+  constructor(private readonly fetch: (names: string[]) => Promise<Iterable<readonly [string, number]>>) {}
+
+  async load(names: string[]): Promise<void> {
+    for (const [name, count] of await this.fetch(names)) if (count > 0) this.known.set(name, count);
+  }
+
+  async of(name: string): Promise<number> {
+    const known = this.known.get(name);
+    if (known !== undefined) return known;
+    await this.load([name]);
+    const count = this.known.get(name);
+    if (count === undefined) throw new ForesightError('FORESIGHT_ERR_CONFIG', `topic ${name} does not exist`);
+    return count;
+  }
+}
+
+/** Creates the bus's topics that do not exist yet, then loads their partition counts. */
+export async function ensureKafkaTopics(args: {
+  topicPrefix: string;
+  listTopics: () => Promise<string[]>;
+  /** Creates the topics, each with the given topic configs (Kafka names, e.g. cleanup.policy). */
+  createTopics: (missing: string[], configs: Record<string, string>) => Promise<void>;
+  describeError: (err: unknown) => string;
+  counts: PartitionCounts;
+  logger: Logger;
+}): Promise<void> {
+  const wanted = TOPIC_NAMES.map((t) => kafkaTopic(args.topicPrefix, t));
+  const existing = new Set(await args.listTopics());
+  // Checkpoints keep only the newest record per key: compaction bounds the topic however long Foresight runs. Only
+  // closed segments are compacted, so segments roll every 10 min: a takeover reads about that much superseded history.
+  const groups: Array<[TopicName[], Record<string, string>]> = [
+    [TOPIC_NAMES.filter((t) => !COMPACTED_TOPICS.has(t)), {}],
+    [[...COMPACTED_TOPICS], { 'cleanup.policy': 'compact', 'segment.ms': '600000' }],
+  ];
+  for (const [topics, configs] of groups) {
+    const missing = topics.map((t) => kafkaTopic(args.topicPrefix, t)).filter((t) => !existing.has(t));
+    if (missing.length === 0) continue;
+    try {
+      await args.createTopics(missing, configs);
+      args.logger.info({ topics: missing, configs }, 'created topics');
+    } catch (err) {
+      // Another replica may have created them at the same moment. A client that waits for the new partitions'
+      // leaders may also give up while the broker still elects them (seen: "does not host this topic-partition"):
+      // the topics exist then, and the partition counts below are retried. Anything else is real.
+      if (/already exists/i.test(args.describeError(err))) continue;
+      const listed = new Set(await args.listTopics());
+      if (!missing.every((t) => listed.has(t))) throw err;
+      args.logger.info(
+        { topics: missing, err: args.describeError(err) },
+        'created topics; leaders still being elected',
+      );
+    }
+  }
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await args.counts.load(wanted);
+      return;
+    } catch (err) {
+      if (attempt >= 10) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+/** Topics that keep only the newest record per key. */
+const COMPACTED_TOPICS: ReadonlySet<TopicName> = new Set<TopicName>(['state']);
 
 /**
  * Kafka record timestamps are whole milliseconds (int64). Collectors may carry sub-millisecond event times (HEP has

@@ -1,16 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { type Admin, CompressionTypes, type Consumer, Kafka, type LogEntry, logLevel, type Producer } from 'kafkajs';
-import { ForesightError } from '../errors.js';
+import { errorMessage, ForesightError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { DeadLetter } from '../messages.js';
 import {
   ConsumerInactiveError,
   decodeRange,
+  ensureKafkaTopics,
   HookChain,
   type KafkaBusOptions,
   kafkaTopic,
   lookupTimestamp,
+  PartitionCounts,
   processBatch,
   type ResolvedKafkaOptions,
   rangesFrom,
@@ -27,7 +29,6 @@ import {
   type ReadRangeOptions,
   type SubscribeOptions,
   type Subscription,
-  TOPIC_NAMES,
   type TopicMap,
   type TopicName,
 } from './port.js';
@@ -43,7 +44,10 @@ export class KafkajsBus implements Bus {
   private readonly producer: Producer;
   private readonly admin: Admin;
   private connecting: Promise<void> | null = null;
-  private readonly partitionCounts = new Map<string, number>();
+  private readonly partitionCounts = new PartitionCounts(async (topics) => {
+    const meta = await this.admin.fetchTopicMetadata({ topics });
+    return meta.topics.map((t) => [t.name, t.partitions.length] as const);
+  });
   private readonly subscriptions = new Set<Subscription>();
   private closed = false;
 
@@ -64,26 +68,24 @@ export class KafkajsBus implements Bus {
 
   async ensureTopics(): Promise<void> {
     await this.connect();
-    const wanted = TOPIC_NAMES.map((t) => kafkaTopic(this.options.topicPrefix, t));
-    const existing = new Set(await this.admin.listTopics());
-    const missing = wanted.filter((t) => !existing.has(t));
-    if (missing.length > 0) {
-      try {
+    await ensureKafkaTopics({
+      topicPrefix: this.options.topicPrefix,
+      listTopics: () => this.admin.listTopics(),
+      createTopics: async (missing, configs) => {
         await this.admin.createTopics({
           waitForLeaders: true,
           topics: missing.map((topic) => ({
             topic,
             numPartitions: this.options.partitions,
             replicationFactor: this.options.replicationFactor,
+            configEntries: Object.entries(configs).map(([name, value]) => ({ name, value })),
           })),
         });
-        this.logger.info({ topics: missing }, 'created topics');
-      } catch (err) {
-        // Another replica may have created them at the same moment; anything else is real.
-        if (!String((err as Error).message).includes('already exists')) throw err;
-      }
-    }
-    await this.loadPartitionCounts(wanted);
+      },
+      describeError: errorMessage,
+      counts: this.partitionCounts,
+      logger: this.logger,
+    });
   }
 
   async publish<K extends TopicName>(topic: K, records: OutgoingRecord<TopicMap[K]>[]): Promise<void> {
@@ -130,14 +132,8 @@ export class KafkajsBus implements Bus {
     let stopping = false;
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       const next = [...(event.payload.memberAssignment[name] ?? [])].sort((a, b) => a - b);
-      const previous = assigned;
+      hooks.reassign(options, assigned, next);
       assigned = next;
-      const revoked = previous.filter((p) => !next.includes(p));
-      const changed = revoked.length > 0 || next.some((p) => !previous.includes(p));
-      void hooks.run(async () => {
-        if (revoked.length > 0) await options.onRevoked?.(revoked);
-        if (changed) await options.onAssigned?.(next);
-      });
     });
     consumer.on(consumer.events.CRASH, (event) => {
       logger.warn({ err: event.payload.error.message, restart: event.payload.restart }, 'consumer crashed');
@@ -193,9 +189,7 @@ export class KafkajsBus implements Bus {
         await consumer.disconnect();
         const lost = assigned;
         assigned = [];
-        await hooks.run(async () => {
-          if (lost.length > 0) await options.onRevoked?.(lost);
-        });
+        await hooks.revokeAll(options, lost);
       },
     };
     this.subscriptions.add(subscription);
@@ -344,20 +338,8 @@ export class KafkajsBus implements Bus {
     return this.connecting;
   }
 
-  private async partitionCount(name: string): Promise<number> {
-    const known = this.partitionCounts.get(name);
-    if (known !== undefined) return known;
-    await this.loadPartitionCounts([name]);
-    const count = this.partitionCounts.get(name);
-    if (count === undefined) throw new ForesightError('FORESIGHT_ERR_CONFIG', `topic ${name} does not exist`);
-    return count;
-  }
-
-  private async loadPartitionCounts(names: string[]): Promise<void> {
-    const meta = await this.admin.fetchTopicMetadata({ topics: names });
-    for (const t of meta.topics) {
-      if (t.partitions.length > 0) this.partitionCounts.set(t.name, t.partitions.length);
-    }
+  private partitionCount(name: string): Promise<number> {
+    return this.partitionCounts.of(name);
   }
 
   private logKafkajs(entry: LogEntry): void {

@@ -13,10 +13,12 @@ import type { DeadLetter } from '../messages.js';
 import {
   ConsumerInactiveError,
   decodeRange,
+  ensureKafkaTopics,
   HookChain,
   type KafkaBusOptions,
   kafkaTopic,
   lookupTimestamp,
+  PartitionCounts,
   processBatch,
   type RawRecord,
   type ResolvedKafkaOptions,
@@ -35,7 +37,6 @@ import {
   type ReadRangeOptions,
   type SubscribeOptions,
   type Subscription,
-  TOPIC_NAMES,
   type TopicMap,
   type TopicName,
 } from './port.js';
@@ -67,7 +68,10 @@ export class PlatformaticBus implements Bus {
   private readonly logger: Logger;
   private readonly producer: Producer<Buffer, Buffer, Buffer, Buffer>;
   private readonly admin: Admin;
-  private readonly partitionCounts = new Map<string, number>();
+  private readonly partitionCounts = new PartitionCounts(async (topics) => {
+    const meta = await this.admin.metadata({ topics, forceUpdate: true });
+    return [...meta.topics].map(([name, t]) => [name, t.partitionsCount] as const);
+  });
   private readonly subscriptions = new Set<Subscription>();
   private closed = false;
   private readonly outbox: Outgoing[] = [];
@@ -93,23 +97,21 @@ export class PlatformaticBus implements Bus {
 
   async ensureTopics(): Promise<void> {
     this.assertOpen();
-    const wanted = TOPIC_NAMES.map((t) => kafkaTopic(this.options.topicPrefix, t));
-    const existing = new Set(await this.admin.listTopics());
-    const missing = wanted.filter((t) => !existing.has(t));
-    if (missing.length > 0) {
-      try {
+    await ensureKafkaTopics({
+      topicPrefix: this.options.topicPrefix,
+      listTopics: () => this.admin.listTopics(),
+      createTopics: async (missing, configs) => {
         await this.admin.createTopics({
           topics: missing,
           partitions: this.options.partitions,
           replicas: this.options.replicationFactor,
+          configs: Object.entries(configs).map(([name, value]) => ({ name, value })),
         });
-        this.logger.info({ topics: missing }, 'created topics');
-      } catch (err) {
-        // Another replica may have created them at the same moment; anything else is real.
-        if (!/already exists/i.test(describe(err))) throw err;
-      }
-    }
-    await this.loadPartitionCounts(wanted);
+      },
+      describeError: describe,
+      counts: this.partitionCounts,
+      logger: this.logger,
+    });
   }
 
   async publish<K extends TopicName>(topic: K, records: OutgoingRecord<TopicMap[K]>[]): Promise<void> {
@@ -209,17 +211,12 @@ export class PlatformaticBus implements Bus {
       next.sort((a, b) => a - b);
       const previous = [...assigned].sort((a, b) => a - b);
       assigned = new Set(next);
-      const revoked = previous.filter((p) => !assigned.has(p));
+      const revoked = hooks.reassign(options, previous, next);
       for (const p of revoked) {
         queued -= pending.get(p)?.length ?? 0;
         pending.delete(p);
         queuedUpTo.delete(p);
       }
-      const changed = revoked.length > 0 || next.some((p) => !previous.includes(p));
-      void hooks.run(async () => {
-        if (revoked.length > 0) await options.onRevoked?.(revoked);
-        if (changed) await options.onAssigned?.(next);
-      });
       kick();
     };
 
@@ -382,9 +379,7 @@ export class PlatformaticBus implements Bus {
         await consumer.close().catch((err: unknown) => logger.debug({ err: describe(err) }, 'consumer close'));
         const lost = [...assigned].sort((a, b) => a - b);
         assigned = new Set();
-        await hooks.run(async () => {
-          if (lost.length > 0) await options.onRevoked?.(lost);
-        });
+        await hooks.revokeAll(options, lost);
       },
     };
     this.subscriptions.add(subscription);
@@ -541,20 +536,8 @@ export class PlatformaticBus implements Bus {
     if (this.closed) throw new ForesightError('FORESIGHT_ERR_CONFLICT', 'bus closed');
   }
 
-  private async partitionCount(name: string): Promise<number> {
-    const known = this.partitionCounts.get(name);
-    if (known !== undefined) return known;
-    await this.loadPartitionCounts([name]);
-    const count = this.partitionCounts.get(name);
-    if (count === undefined) throw new ForesightError('FORESIGHT_ERR_CONFIG', `topic ${name} does not exist`);
-    return count;
-  }
-
-  private async loadPartitionCounts(names: string[]): Promise<void> {
-    const meta = await this.admin.metadata({ topics: names, forceUpdate: true });
-    for (const [topicName, t] of meta.topics) {
-      if (t.partitionsCount > 0) this.partitionCounts.set(topicName, t.partitionsCount);
-    }
+  private partitionCount(name: string): Promise<number> {
+    return this.partitionCounts.of(name);
   }
 }
 

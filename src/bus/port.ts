@@ -1,4 +1,12 @@
-import type { AuditRecord, DeadLetter, FeatureVector, NodeScore, TelemetrySample } from '../messages.js';
+import { fnv1a32 } from '../hash.js';
+import type {
+  AuditRecord,
+  DeadLetter,
+  FeatureVector,
+  NodeScore,
+  StateCheckpoint,
+  TelemetrySample,
+} from '../messages.js';
 
 /** Logical topics and the one message type each carries. Adapters add the configured prefix. */
 export interface TopicMap {
@@ -7,9 +15,11 @@ export interface TopicMap {
   scores: NodeScore;
   actions: AuditRecord;
   deadletter: DeadLetter;
+  /** Per-node learnt state (feature history, scorer streaks), compacted: the newest per key. */
+  state: StateCheckpoint;
 }
 export type TopicName = keyof TopicMap;
-export const TOPIC_NAMES: readonly TopicName[] = ['telemetry', 'features', 'scores', 'actions', 'deadletter'];
+export const TOPIC_NAMES: readonly TopicName[] = ['telemetry', 'features', 'scores', 'actions', 'deadletter', 'state'];
 
 export interface OutgoingRecord<T> {
   /** Partitioning key: the node id for per-node topics. Records with one key keep their order. */
@@ -98,12 +108,7 @@ export interface Bus {
   close(): Promise<void>;
 }
 
-/** FNV-1a over the key's UTF-16 code units: stable across processes, so a node always lands on one partition. */
+/** FNV-1a of the key: stable across processes, so a node always lands on one partition. */
 export function partitionForKey(key: string, partitions: number): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    hash ^= key.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return (hash >>> 0) % partitions;
+  return fnv1a32(key) % partitions;
 }

@@ -1,6 +1,5 @@
 import { rmSync, writeFileSync } from 'node:fs';
-import { buildApp } from '../api/app.js';
-import { loadConfig, redactConfig } from '../config/load.js';
+import { loadConfig } from '../config/load.js';
 import type { ForesightConfig } from '../config/schema.js';
 import { summarizeRun } from '../eval/summary.js';
 import { createLogger } from '../log.js';
@@ -150,29 +149,9 @@ async function runLive(config: Readonly<ForesightConfig>, options: DemoOptions):
     onAudit: (r) => {
       if (r.kind !== 'DrainRefused') console.log(describeAudit(r));
     },
+    api: true,
   });
-  const app = buildApp(
-    {
-      cluster: runtime.view,
-      actions: runtime.engineActions(),
-      explain: (nodeId) =>
-        runtime.engine.nodeRecords().some((r) => r.nodeId === nodeId)
-          ? (runtime.engine.explain(nodeId) as unknown as Record<string, unknown>)
-          : null,
-      audit: { query: (q) => runtime.store.queryAudit(q) },
-      model: {
-        info: () => ({ ...runtime.scorerInfo }),
-      },
-      config: () => redactConfig(config) as Record<string, unknown>,
-      health: () => [
-        { name: 'bus', ok: true, detail: 'in-process' },
-        { name: 'dispatcher', ok: true, detail: 'simulated' },
-        { name: 'collectors', ok: true, detail: `simulator, ${config.simulator.nodes} nodes` },
-      ],
-    },
-    { openLocalMode: config.api.openLocalMode, tokens: [], logger },
-  );
-  await app.listen({ host: config.api.host, port: config.api.port });
+  await runtime.loop.app?.listen({ host: config.api.host, port: config.api.port });
   console.log(
     `Foresight demo: ${config.simulator.nodes} simulated Asterisk nodes at ${speed}x real time.\n` +
       `Dashboard: http://${config.api.host}:${config.api.port}/   (Ctrl-C to stop)\n`,
@@ -190,6 +169,5 @@ async function runLive(config: Readonly<ForesightConfig>, options: DemoOptions):
     await runtime.advanceTo(target);
     await new Promise((r) => setTimeout(r, 200));
   }
-  await app.close();
   await runtime.close();
 }

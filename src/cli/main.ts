@@ -96,6 +96,11 @@ program
   .option('--epochs <n>', 'training epochs', intArg)
   .option('--seed <n>', 'seed for initialisation and shuffling', intArg)
   .option('--recovery-ms <ms>', 'after a labelled crash, windows stay non-healthy this long (default 900000)', intArg)
+  .option(
+    '--max-disorder-ms <ms>',
+    'event-time disorder within an input file put right while streaming it (default 600000); later samples are fed where they are',
+    intArg,
+  )
   .option('--quiet', 'no progress bar')
   .action(async (opts) => {
     const { runTrain } = await import('./train.js');
@@ -104,14 +109,17 @@ program
 
 program
   .command('score')
-  .description('Add an anomaly_score column in [0, 1] to any metric CSV (timestamp + value columns), online.')
-  .requiredOption('--input <file>', 'CSV with a header: timestamp,<value columns...>')
-  .requiredOption('--output <file>', 'where to write the input rows plus anomaly_score')
-  .option('--train <healthy.csv>', 'learn normal from a healthy period with the same columns first')
+  .description(
+    "Score any metric CSV (timestamp + metric columns) with the product's scorers: adds raw_score, risk, status, explanation.",
+  )
+  .requiredOption('--input <file>', 'CSV with a header: timestamp,<metric columns...> (gzip detected)')
+  .requiredOption('--output <file>', 'where to write the input rows plus raw_score,risk,status,explanation')
+  .option('--scorer <stat|tfjs>', 'stat (default, online) or tfjs (autoencoder trained on --train)')
+  .option('--train <normal.csv>', 'fit on a period you say was normal (same metric columns) first')
   .option('--strict', 'fail on the first bad row instead of the documented per-row treatment')
-  .option('--warmup <rows>', 'rows per column before it is scored (online mode)', intArg)
-  .option('--window <rows>', 'sliding window of the online statistics', intArg)
-  .option('--threshold <z>', 'robust z at which the score is 0.5', Number)
+  .option('--warmup <rows>', 'values per metric before stat judges it (online)', intArg)
+  .option('--window <rows>', "recent values forming a metric's baseline (stat)", intArg)
+  .option('--threshold <z>', 'robust |z| up to which a value is normal variation (stat)', Number)
   .option('--quiet', 'no progress bar')
   .action(async (opts) => {
     const { runScore } = await import('./score.js');
@@ -159,6 +167,52 @@ program
   .action(async (opts) => {
     const { runReplay } = await import('./replay.js');
     await runReplay(opts);
+  });
+
+const model = program
+  .command('model')
+  .description('Which scorer drives decisions (model lifecycle), and rolling back to the previous one.');
+for (const [name, what] of [
+  ['status', 'print which scorer drives decisions, since when and why'],
+  ['rollback', 'put the previous scorer back in charge (audited); a second rollback undoes the first'],
+] as const) {
+  const cmd = model
+    .command(name)
+    .description(what)
+    .option('--url <url>', 'Foresight API base URL (default http://127.0.0.1:8080)')
+    .option('--token <token>', 'API token (default: $FORESIGHT_TOKEN; none in open local mode)');
+  if (name === 'rollback') cmd.requiredOption('--reason <text>', 'why, in plain words (goes to the audit)');
+  cmd.action(async (opts) => {
+    const m = await import('./model.js');
+    await (name === 'rollback' ? m.runModelRollback(opts) : m.runModelStatus(opts));
+  });
+}
+
+program
+  .command('verdict')
+  .description(
+    "Judge an automatic drain through a running Foresight's API: a false alarm raises the drain threshold of the scorer that raised it, a true alarm lowers it, within actions.thresholdFeedback's bound.",
+  )
+  .argument('<decisionId>', 'the decision id of the drain (in its audit record and on the dashboard)')
+  .argument('<verdict>', 'true-alarm or false-alarm')
+  .option('--reason <text>', 'why (recorded in the audit trail)')
+  .option('--url <url>', 'API base URL (default $FORESIGHT_API_URL, else http://127.0.0.1:8080)')
+  .option('--token <token>', 'operator bearer token (default $FORESIGHT_API_TOKEN)')
+  .option('--json', 'print the Verdict audit record as JSON')
+  .action(async (decisionId: string, verdict: string, opts) => {
+    const { runVerdict } = await import('./verdict.js');
+    await runVerdict(decisionId, verdict, opts);
+  });
+
+program
+  .command('thresholds')
+  .description("Show the drain threshold in use and each scorer's effective threshold as verdicts moved it.")
+  .option('--url <url>', 'API base URL (default $FORESIGHT_API_URL, else http://127.0.0.1:8080)')
+  .option('--token <token>', 'viewer bearer token (default $FORESIGHT_API_TOKEN)')
+  .option('--json', 'print the answer as JSON')
+  .action(async (opts) => {
+    const { runThresholds } = await import('./verdict.js');
+    await runThresholds(opts);
   });
 
 program

@@ -8,7 +8,7 @@ import { renderReportHtml } from '../eval/html.js';
 import { pipelineFromConfig, replayFile, settingsFromConfig } from '../eval/replay.js';
 import type { ReplayReport } from '../eval/report.js';
 import { createLogger } from '../log.js';
-import { createScorer } from '../models/factory.js';
+import { createScorer } from '../models/scorers/factory.js';
 import { openKafkaTelemetry } from './kafka-telemetry.js';
 
 export interface ReplayOptions {

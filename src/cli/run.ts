@@ -2,12 +2,13 @@ import { hostname } from 'node:os';
 import { loadConfig } from '../config/load.js';
 import { errorMessage, isRetriable } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
-import { type LeaderElection, SidecarRuntime } from '../pipeline/sidecar.js';
+import type { LeaderElection } from '../pipeline/leadership.js';
+import { createSidecar } from '../pipeline/sidecar.js';
 
 export async function runSidecar(opts: { config: string }): Promise<void> {
   const config = loadConfig(opts.config);
   const logger = createLogger();
-  const runtime = await createWithRetry(() => SidecarRuntime.create(config, logger), logger);
+  const loop = await createWithRetry(() => createSidecar(config, logger), logger);
   let election: LeaderElection | undefined;
   if (config.bus.kind === 'kafka') {
     // With Kafka, several replicas may run: leadership is held through a single-partition control topic.
@@ -29,7 +30,7 @@ export async function runSidecar(opts: { config: string }): Promise<void> {
       },
     };
   }
-  await runtime.start(config.api.host, config.api.port, election);
+  await loop.start({ election, tickEveryMs: 1000, listen: { host: config.api.host, port: config.api.port } });
   logger.info(
     {
       nodes: config.nodes.length,
@@ -44,7 +45,7 @@ export async function runSidecar(opts: { config: string }): Promise<void> {
     process.once('SIGTERM', resolve);
   });
   await election?.stop();
-  await runtime.close();
+  await loop.close();
 }
 
 /**

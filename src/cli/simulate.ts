@@ -1,7 +1,7 @@
 /** `foresight simulate`: records an unperturbed simulator run as telemetry (JSONL, .gz to gzip) and incident labels. */
 import cliProgress from 'cli-progress';
 import { parseIncidentSpec, recordSimulation } from '../eval/record.js';
-import { DEFAULT_START_AT } from '../ingest/simulator/options.js';
+import { DEFAULT_START_AT } from '../sim/options.js';
 import { parseDuration } from './duration.js';
 
 export interface SimulateOptions {

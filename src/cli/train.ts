@@ -6,11 +6,14 @@ import { ForesightError } from '../errors.js';
 import { FEATURE_NAMES } from '../features/names.js';
 import { createLogger, type Logger } from '../log.js';
 import { type AuditRecord, type IncidentLabel, isMetricName, type TelemetrySample } from '../messages.js';
-import { saveModelArtefact } from '../models/artefact.js';
-import { evaluateScores } from '../models/autoencoder-eval.js';
+import { saveModelArtefact } from '../models/artefact/format.js';
 import { isGzipFile, openLines } from '../models/csv/input.js';
 import { parseRecord } from '../models/csv/rfc4180.js';
-import { spansFromLabels, spansFromVerdicts, splitHeldOut, trainModel, WindowCollector } from '../models/train.js';
+import { evaluateScores } from '../models/training/evaluate.js';
+import { splitHeldOut, trainModel } from '../models/training/fit.js';
+import { spansFromLabels, spansFromVerdicts } from '../models/training/labels.js';
+import { inTimeOrder, type TimeOrderStats } from '../models/training/time-order.js';
+import { WindowCollector } from '../models/training/windows.js';
 import { openKafkaTelemetry } from './kafka-telemetry.js';
 
 export interface TrainCliOptions {
@@ -42,6 +45,11 @@ export interface TrainCliOptions {
   /** Windows after a labelled crash not treated as healthy. Default 15 min. */
   recoveryMs?: number;
   quiet?: boolean;
+  /**
+   * Event-time disorder within one input file that is still put right while streaming. Default 10 min; samples later
+   * than that are fed where they are (the extractor dead-letters them as late when beyond its lateness).
+   */
+  maxDisorderMs?: number;
   logger?: Logger;
 }
 
@@ -108,54 +116,54 @@ function parseSampleLine(line: string, csv: { cols: number[] } | null): Telemetr
   }
 }
 
-async function readTelemetry(
-  files: string[],
-  hash: ReturnType<typeof createHash>,
-  onBytes: (n: number) => void,
-): Promise<{ samples: TelemetrySample[]; bad: number }> {
-  const samples: TelemetrySample[] = [];
-  let bad = 0;
+/** The files' bytes as stored, in the order given: the data digest. */
+async function hashFiles(files: string[], hash: ReturnType<typeof createHash>): Promise<void> {
   for (const file of files) {
-    // The digest covers the files' bytes as stored, in the order given.
     await new Promise<void>((resolve, reject) => {
       createReadStream(file)
         .on('data', (c) => hash.update(c))
         .on('end', resolve)
         .on('error', (err) => reject(inputError(`cannot read ${file}: ${err.message}`)));
     });
-    const src = await openLines(file);
-    let csv: { cols: number[] } | null = null;
-    let first = true;
-    let lastBytes = 0;
-    for await (const line of src.lines) {
-      if (line.trim() === '') continue;
-      if (first) {
-        first = false;
-        if (!line.trimStart().startsWith('{')) {
-          const names = parseRecord(line).map((n) => n.trim());
-          const cols = ['ts', 'nodeId', 'metric', 'value'].map((c) => names.indexOf(c));
-          if (cols.some((c) => c < 0)) {
-            throw inputError(
-              `${file}: neither JSONL nor a CSV with columns ts,nodeId,metric,value (header: ${names.join(',')})`,
-            );
-          }
-          csv = { cols };
-          continue;
+  }
+}
+
+/** One file's samples as they are read (JSONL or CSV with a header); unreadable lines are counted in `counts.bad`. */
+async function* fileSamples(
+  file: string,
+  counts: { bad: number },
+  onBytes: (n: number) => void,
+): AsyncGenerator<TelemetrySample> {
+  const src = await openLines(file);
+  let csv: { cols: number[] } | null = null;
+  let first = true;
+  let lastBytes = 0;
+  for await (const line of src.lines) {
+    if (line.trim() === '') continue;
+    if (first) {
+      first = false;
+      if (!line.trimStart().startsWith('{')) {
+        const names = parseRecord(line).map((n) => n.trim());
+        const cols = ['ts', 'nodeId', 'metric', 'value'].map((c) => names.indexOf(c));
+        if (cols.some((c) => c < 0)) {
+          throw inputError(
+            `${file}: neither JSONL nor a CSV with columns ts,nodeId,metric,value (header: ${names.join(',')})`,
+          );
         }
-      }
-      const s = parseSampleLine(line, csv);
-      if (s === null) bad++;
-      else samples.push(s);
-      const b = src.bytesRead();
-      if (b !== lastBytes) {
-        onBytes(b - lastBytes);
-        lastBytes = b;
+        csv = { cols };
+        continue;
       }
     }
+    const b = src.bytesRead();
+    if (b !== lastBytes) {
+      onBytes(b - lastBytes);
+      lastBytes = b;
+    }
+    const s = parseSampleLine(line, csv);
+    // A sample without a numeric time has no place in time; the extractor would reject it as malformed anyway.
+    if (s === null || typeof s.ts !== 'number' || !Number.isFinite(s.ts)) counts.bad++;
+    else yield s;
   }
-  // Files may interleave nodes or be given in any order: the extractor wants event time order.
-  samples.sort((a, b) => a.ts - b.ts);
-  return { samples, bad };
 }
 
 async function readVerdictsStore(file: string): Promise<AuditRecord[]> {
@@ -232,8 +240,11 @@ export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
   const feed = (batch: readonly TelemetrySample[]) => {
     if (batch.length === 0) return;
     count += batch.length;
-    firstTs = Math.min(firstTs, batch[0]!.ts);
-    lastTs = Math.max(lastTs, batch[batch.length - 1]!.ts);
+    // Not simply the first and last: a sample beyond the reorder bound arrives out of order.
+    for (const s of batch) {
+      if (s.ts < firstTs) firstTs = s.ts;
+      if (s.ts > lastTs) lastTs = s.ts;
+    }
     collector.add(batch);
   };
   if (opts.kafka) {
@@ -253,14 +264,27 @@ export async function runTrain(opts: TrainCliOptions): Promise<TrainCliResult> {
     bar?.stop();
     say(`read ${count} samples from ${source}`);
   } else {
+    // Streamed: files may interleave nodes or be given in any order, and the extractor wants event-time order, so
+    // they are merged by time with a bounded reorder buffer instead of being loaded and sorted.
+    await hashFiles(inputs, hash);
     bar?.start(totalBytes, 0, { stage: 'reading ' });
-    const read = await readTelemetry(inputs, hash, (n) => bar?.increment(n));
+    const counts = { bad: 0 };
+    const order: TimeOrderStats = { outOfOrder: 0, peakBuffered: 0 };
+    const streams = inputs.map((f) => fileSamples(f, counts, (n) => bar?.increment(n)));
+    for await (const chunk of inTimeOrder(
+      streams,
+      opts.maxDisorderMs !== undefined ? { maxDisorderMs: opts.maxDisorderMs } : {},
+      order,
+    )) {
+      feed(chunk);
+    }
     bar?.stop();
-    say(`read ${read.samples.length} samples (${read.bad} unreadable lines) from ${inputs.length} file(s)`);
-    bad = read.bad;
+    bad = counts.bad;
+    say(`read ${count} samples (${bad} unreadable lines) from ${inputs.length} file(s)`);
+    if (order.outOfOrder > 0) {
+      say(`${order.outOfOrder} samples were further out of time order than the reorder bound; fed where they were`);
+    }
     source = `files: ${inputs.join(', ')}`;
-    const chunk = 50_000;
-    for (let i = 0; i < read.samples.length; i += chunk) feed(read.samples.slice(i, i + chunk));
   }
   if (count === 0) throw inputError('no telemetry samples in the input');
   collector.finish(lastTs + 60_000);

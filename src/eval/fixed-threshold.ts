@@ -4,7 +4,7 @@
  * (hysteresis, guardrails) as the model, so the comparison isolates the scoring.
  */
 import type { FeatureVector, NodeScore } from '../messages.js';
-import { activeCallsOf, isUp, type Scorer, unobservedScore } from '../models/scorer.js';
+import { evidenceFieldsOf, isUp, type Scorer, unobservedScore } from '../models/scorers/scorer.js';
 
 /** Feature name → limit. The defaults sit well above healthy levels of the reference cluster and below failure. */
 export const DEFAULT_FIXED_LIMITS: Readonly<Record<string, number>> = Object.freeze({
@@ -45,7 +45,7 @@ export class FixedThresholdScorer implements Scorer {
         explanation: crossed.map(([feature, limit]) => ({ feature, weight: 1, value: v.features[feature] ?? limit })),
         scorer: this.name,
         observed: true,
-        activeCalls: activeCallsOf(v),
+        ...evidenceFieldsOf(v),
         up: isUp(v),
       };
     });

@@ -1,23 +1,35 @@
 /**
- * The simulated action layer of a replay. It takes the same automatic decisions as the live ActionEngine — K
- * consecutive observed windows at or above the threshold, then the same pure guardrail check (`evaluateDrain` from
- * src/actions/guardrails.ts: cooldown, drains per hour, max out of service, min active) — but models what follows a
- * drain instead of driving it.
- *
- * Why not the ActionEngine itself: after a drain the engine waits for the node's active calls to reach 0, for the node
- * to come back after the restart and for its risk to settle. A recording cannot answer: it was made without Foresight,
- * so calls keep arriving on the drained node and an incident's precursor keeps growing after the "restart". The engine
- * would time out and stall the node for the rest of the replay. So the lifecycle is modelled:
- * - the node is out of rotation for min(drainTimeout, meanCall × ln(1 + active calls)) (its calls end, exponential
- *   durations) + the restart + `recoverWindows` windows; `state` reads `draining` for the guardrails meanwhile;
+ * The action layer of a replay: the decision core itself (src/core/: the same drain decisions, guardrails and
+ * lifecycle steps as the live engine), driven by a model of what follows each decision, because a recording made
+ * without Foresight cannot answer: calls keep arriving on a "drained" node and an incident's precursor keeps growing
+ * after the "restart". The model supplies the evidence the core waits for:
+ * - a drained node's calls end with exponential durations (mean `meanCallS`) from the count recorded at the drain,
+ *   counted as AMI would count them;
+ * - a restart takes the node down for `restartDownMs` (it reports down, its probes are lost), then it reports up and
+ *   answers probes;
  * - a drain that catches an incident prevents its crash (the restart clears the precursor), so that node's recorded
- *   windows are masked as healthy until the end of the incident + postCrashGrace: what the recording shows there (the
- *   rest of the precursor, the crash and the reboot, or for a failure that keeps the node up its 10–30 min of failing
- *   calls and the recovery) would not have happened. A late drain, while such a node is failing calls, ends the
- *   failure the same way (the restart clears it). This is the only use of the labels in the policy.
- * Maintenance windows and pins are not modelled (a recording has none).
+ *   windows are masked as healthy until the end of the incident + postCrashGrace: what the recording shows there would
+ *   not have happened. A late drain, while such a node is failing calls, ends the failure the same way. This is the only
+ *   use of the labels in the policy.
+ * Nodes in rotation are read from the recording as they are (risk, observed, up, calls); every node that is up answers
+ * Foresight's probes (the simulator has no path faults). Maintenance windows and pins are not modelled.
  */
-import { evaluateDrain, type GuardrailConfig, type NodeView, summarizeSets } from '../actions/guardrails.js';
+import { decideDrains } from '../core/drains.js';
+import type { GuardrailConfig, NodeView } from '../core/guardrails.js';
+import {
+  DEFAULT_LIFECYCLE_POLICY,
+  drainConfirmedAt,
+  enter,
+  evidenceOf,
+  type LifecycleNode,
+  type LifecyclePolicy,
+  newLifecycleNode,
+  nextStep,
+  observe,
+  restartIssued,
+  startDrain,
+} from '../core/lifecycle.js';
+import type { NodeScore, ProbeWindow } from '../messages.js';
 import type { ScoredSeries } from './collect.js';
 import { type EvalLabel, failingUntil } from './labels.js';
 
@@ -78,29 +90,53 @@ export function incidentEnded(
   );
 }
 
-/** Replays one risk series (index `scorer` in the series, or an explicit array) through the decision rule. */
+const ANSWERED: ProbeWindow = { sent: 1, lost: 0, replies5xx: 0, rttMsP50: 5 };
+const UNANSWERED: ProbeWindow = { sent: 1, lost: 1, replies5xx: 0, rttMsP50: null };
+
+/** The core's policy for a replay with these settings. */
+export function replayPolicy(s: PolicySettings): LifecyclePolicy {
+  return {
+    ...DEFAULT_LIFECYCLE_POLICY,
+    riskThreshold: s.threshold,
+    consecutiveWindows: s.hysteresisWindows,
+    healthyProbeWindows: s.recoverWindows,
+    drainMs: s.drainTimeoutMs,
+    // The modelled restart always comes back; the timeouts only have to outlast it.
+    restartMs: Math.max(DEFAULT_LIFECYCLE_POLICY.restartMs, 2 * s.restartDownMs),
+    recoverMs: Math.max(DEFAULT_LIFECYCLE_POLICY.recoverMs, (s.recoverWindows + 2) * 60_000),
+    recoverThreshold: Math.min(DEFAULT_LIFECYCLE_POLICY.recoverThreshold, s.threshold),
+  };
+}
+
+interface Modelled {
+  /** Calls up when the drain was confirmed, and when. */
+  callsAtDrain: number;
+  drainAt: number;
+  /** End of the restart's downtime, or null before a restart. */
+  downUntil: number | null;
+  drain: ModelledDrain;
+}
+
+/** Replays one risk series (index `scorer` in the series, or an explicit array) through the decision core. */
 export function runPolicy(
   series: ScoredSeries,
   risk: readonly number[],
   labels: readonly EvalLabel[],
   s: PolicySettings,
 ): PolicyResult {
+  const policy = replayPolicy(s);
   const n = series.nodes.length;
-  const streak = new Array<number>(n).fill(0);
-  const backAt = new Array<number>(n).fill(Number.NEGATIVE_INFINITY);
+  const nodes: LifecycleNode[] = series.nodes.map((id) => newLifecycleNode(id, 1, series.ts[0] ?? 0));
+  const modelled = new Array<Modelled | null>(n).fill(null);
   const maskUntil = new Array<number>(n).fill(Number.NEGATIVE_INFINITY);
-  const lastDrainAt = new Array<number | null>(n).fill(null);
-  const refusedIn = new Array<string | null>(n).fill(null);
-  const up = new Array<boolean>(n).fill(false);
-  const observed = new Array<boolean>(n).fill(false);
-  const lastRisk = new Array<number | null>(n).fill(null);
-  const active = new Array<number>(n).fill(0);
   const seen = new Array<boolean>(n).fill(false);
+  const upNow = new Array<boolean>(n).fill(false);
+  const refusedIn = new Array<string | null>(n).fill(null);
   const recentDrains: number[] = [];
   const drains: ModelledDrain[] = [];
   const refusals: Record<string, number> = {};
-  const K = s.hysteresisWindows;
   const rows = series.ts.length;
+  const meanMs = s.meanCallS * 1000;
 
   let i = 0;
   while (i < rows) {
@@ -111,68 +147,111 @@ export function runPolicy(
       const k = series.node[j]!;
       seen[k] = true;
       const masked = now < maskUntil[k]!;
-      observed[k] = masked || series.observed[j] === 1;
-      up[k] = masked || series.up[j] === 1;
-      lastRisk[k] = masked ? 0 : risk[j]!;
-      active[k] = series.activeCalls[j]!;
-      const inRotation = now >= backAt[k]!;
-      if (inRotation && observed[k] && lastRisk[k]! >= s.threshold) streak[k]!++;
-      else {
-        streak[k] = 0;
-        refusedIn[k] = null;
-      }
-    }
-    const candidates: number[] = [];
-    for (let k = 0; k < n; k++) if (seen[k] && streak[k]! >= K && up[k] && now >= backAt[k]!) candidates.push(k);
-    if (candidates.length > 0) {
-      candidates.sort((a, b) => (lastRisk[b] ?? 0) - (lastRisk[a] ?? 0));
-      const view = (k: number): NodeView => {
-        const inRotation = now >= backAt[k]!;
-        return {
-          nodeId: series.nodes[k]!,
-          setId: 1,
-          state: inRotation ? 'active' : 'draining',
-          // Kamailio's probing has a node that does not answer out of rotation already.
-          inService: inRotation && up[k]!,
-          observed: observed[k]!,
-          risk: lastRisk[k]!,
-          pinned: false,
-          manualOverride: null,
-          lastDrainAt: lastDrainAt[k]!,
-        };
+      const m = modelled[k] ?? null;
+      const down = m?.downUntil != null && now < m.downUntil;
+      const up = !down && (masked || series.up[j] === 1);
+      upNow[k] = up;
+      const calls =
+        m === null
+          ? series.activeCalls[j]!
+          : Math.max(0, Math.round((1 + m.callsAtDrain) * Math.exp(-(now - m.drainAt) / meanMs) - 1));
+      const score: NodeScore = {
+        nodeId: series.nodes[k]!,
+        setId: 1,
+        ts: now,
+        risk: masked || down ? 0 : risk[j]!,
+        timeToFailureS: null,
+        explanation: [],
+        scorer: 'replay',
+        observed: masked || down || series.observed[j] === 1,
+        activeCalls: calls,
+        activeCallsSource: 'ami',
+        up,
+        evidence: {
+          calls: { count: m?.downUntil != null ? 0 : calls, source: 'ami' },
+          upReported: up,
+          probe: up ? ANSWERED : UNANSWERED,
+        },
       };
-      for (const k of candidates) {
-        const views: NodeView[] = [];
-        for (let m = 0; m < n; m++) if (seen[m]) views.push(view(m));
-        const sets = summarizeSets(views);
-        const verdict = evaluateDrain({ nodeId: series.nodes[k]!, actor: 'auto' }, view(k), sets.get(1), {
-          config: s.guardrails,
-          now,
-          riskThreshold: s.threshold,
-          recentDrains,
-          maintenance: null,
-        });
-        if (!verdict.allowed) {
-          if (refusedIn[k] !== verdict.guardrail) {
-            refusedIn[k] = verdict.guardrail;
-            refusals[verdict.guardrail] = (refusals[verdict.guardrail] ?? 0) + 1;
-          }
-          continue;
-        }
-        const calls = active[k]!;
-        const drainPhaseMs = Math.min(s.drainTimeoutMs, s.meanCallS * 1000 * Math.log1p(calls));
-        const back = now + drainPhaseMs + s.restartDownMs + s.recoverWindows * series.windowMs;
-        drains.push({ nodeId: series.nodes[k]!, ts: now, risk: lastRisk[k]!, activeCalls: calls, backAt: back });
-        backAt[k] = back;
-        lastDrainAt[k] = now;
-        recentDrains.push(now);
-        streak[k] = 0;
-        const ended = incidentEnded(labels, series.nodes[k]!, now, s.matchSlackMs);
-        if (ended) maskUntil[k] = Math.max(maskUntil[k]!, failingUntil(ended) + s.postCrashGraceMs);
-      }
-      while (recentDrains.length > 0 && recentDrains[0]! <= now - 3_600_000) recentDrains.shift();
+      const before = nodes[k]!.riskStreak;
+      nodes[k] = observe(nodes[k]!, evidenceOf(score, [ANSWERED], policy), policy);
+      if (nodes[k]!.riskStreak === 0 && before > 0) refusedIn[k] = null;
     }
+
+    // Lifecycles of the nodes out of rotation: the core's steps, with the model's outcomes.
+    for (let k = 0; k < n; k++) {
+      const node = nodes[k]!;
+      const m = modelled[k] ?? null;
+      if (node.state === 'active' || m === null) continue;
+      const step = nextStep(node, policy, now);
+      if (step.kind === 'restart') {
+        nodes[k] = restartIssued(enter(node, step, policy, now), now);
+        m.downUntil = now + s.restartDownMs;
+      } else if (step.kind === 'return') {
+        nodes[k] = enter(node, step, policy, now);
+        m.drain.backAt = now;
+        modelled[k] = null;
+      } else if (step.kind !== 'none' && step.kind !== 'stall' && step.kind !== 'apply_drain') {
+        nodes[k] = enter(node, step, policy, now);
+      }
+    }
+
+    const views = new Map<string, NodeView>();
+    for (let k = 0; k < n; k++) {
+      if (!seen[k]) continue;
+      const node = nodes[k]!;
+      views.set(node.nodeId, {
+        nodeId: node.nodeId,
+        setId: 1,
+        state: node.state,
+        // Kamailio's probing has a node that does not answer out of rotation already.
+        inService: node.state === 'active' && upNow[k]!,
+        observed: node.last?.observed ?? false,
+        up: upNow[k]!,
+        risk: node.last?.risk ?? null,
+        pinned: false,
+        manualOverride: null,
+        lastDrainAt: node.lastDrainAt,
+      });
+    }
+    const decided = decideDrains(
+      nodes.filter((_, k) => seen[k] && upNow[k]),
+      views,
+      policy,
+      { guardrails: s.guardrails, recentDrains, maintenance: null },
+      now,
+    );
+    for (const o of decided) {
+      const k = series.nodes.indexOf(o.nodeId);
+      if (o.outcome === 'refused') {
+        if (refusedIn[k] !== o.guardrail) {
+          refusedIn[k] = o.guardrail;
+          refusals[o.guardrail] = (refusals[o.guardrail] ?? 0) + 1;
+        }
+        continue;
+      }
+      const node = nodes[k]!;
+      const calls = node.lastCalls?.count ?? 0;
+      // The dispatcher of a replay confirms at once; the node is out until the core returns it.
+      nodes[k] = drainConfirmedAt(startDrain(node, { actor: 'auto', plan: 'cycle', cause: o.cause }, now), now);
+      const drain: ModelledDrain = {
+        nodeId: o.nodeId,
+        ts: now,
+        risk: node.last?.risk ?? 0,
+        activeCalls: calls,
+        backAt: Number.POSITIVE_INFINITY,
+      };
+      drains.push(drain);
+      modelled[k] = { callsAtDrain: calls, drainAt: now, downUntil: null, drain };
+      recentDrains.push(now);
+      const ended = incidentEnded(labels, o.nodeId, now, s.matchSlackMs);
+      if (ended) maskUntil[k] = Math.max(maskUntil[k]!, failingUntil(ended) + s.postCrashGraceMs);
+    }
+    while (recentDrains.length > 0 && recentDrains[0]! <= now - 3_600_000) recentDrains.shift();
     i = j;
   }
+  // A node still out when the recording ends is out until its end.
+  const end = rows > 0 ? series.ts[rows - 1]! : 0;
+  for (const d of drains) if (d.backAt === Number.POSITIVE_INFINITY) d.backAt = end;
   return { drains, refusals };
 }

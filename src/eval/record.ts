@@ -4,9 +4,9 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { ForesightError } from '../errors.js';
-import { SimulatedCluster } from '../ingest/simulator/cluster.js';
-import type { IncidentPlan, SimulatedClusterInput } from '../ingest/simulator/options.js';
 import { FAILURE_MODES, type FailureMode, type TelemetrySample } from '../messages.js';
+import { SimulatedCluster } from '../sim/cluster.js';
+import type { IncidentPlan, SimulatedClusterInput } from '../sim/options.js';
 import type { EvalLabel } from './labels.js';
 import { TelemetryWriter } from './telemetry-io.js';
 

@@ -2,8 +2,9 @@
  * Replay: recorded telemetry → the live feature extractor → the scorer (and the fixed-threshold baseline) on a virtual
  * clock at full speed → the simulated action layer (src/eval/policy.ts) → scored against the labels.
  */
-import { DEFAULT_GUARDRAILS } from '../actions/guardrails.js';
+
 import type { ForesightConfig } from '../config/schema.js';
+import { DEFAULT_GUARDRAILS } from '../core/guardrails.js';
 import type { TelemetrySample } from '../messages.js';
 import { type AnyScorer, type ScoredSeries, SeriesCollector } from './collect.js';
 import { FixedThresholdScorer } from './fixed-threshold.js';

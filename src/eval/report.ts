@@ -3,7 +3,7 @@
  * threshold, the reactive and fixed-threshold baselines, a threshold sweep, and per-incident results. Built from one
  * or more scored recordings; contains no wall-clock time, so the same input gives the same report.
  */
-import type { GuardrailConfig } from '../actions/guardrails.js';
+import type { GuardrailConfig } from '../core/guardrails.js';
 import { meanCallSeconds, type ScoredSeries } from './collect.js';
 import type { EvalLabel } from './labels.js';
 import {

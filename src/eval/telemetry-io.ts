@@ -10,11 +10,11 @@ import { createInterface } from 'node:readline';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import { errorMessage, ForesightError } from '../errors.js';
-import { isMetricName, type TelemetrySample, type TelemetrySource } from '../messages.js';
+import { isMetricName, TELEMETRY_SOURCES, type TelemetrySample, type TelemetrySource } from '../messages.js';
 
 export type TelemetryFormat = 'jsonl' | 'csv';
 
-const SOURCES: readonly TelemetrySource[] = ['ami', 'sip', 'db', 'host', 'sim'];
+const SOURCES: readonly TelemetrySource[] = TELEMETRY_SOURCES;
 /** Lines longer than this are bad lines, not memory hogs. */
 const MAX_LINE_CHARS = 64 * 1024;
 

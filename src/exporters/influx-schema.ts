@@ -65,7 +65,7 @@ export function scoreLine(s: NodeScore): string | null {
     .intField('observed', s.observed ? 1 : 0)
     .intField('up', s.up ? 1 : 0)
     .timestamp(s.ts);
-  if (Number.isFinite(s.activeCalls)) p.floatField('active_calls', s.activeCalls);
+  if (s.activeCalls !== null && Number.isFinite(s.activeCalls)) p.floatField('active_calls', s.activeCalls);
   if (s.timeToFailureS !== null && Number.isFinite(s.timeToFailureS))
     p.floatField('time_to_failure_s', s.timeToFailureS);
   return p.toLineProtocol(msSettings) ?? null;

@@ -2,6 +2,7 @@ export {
   type ExtractorStats,
   FeatureExtractor,
   type FeatureExtractorOptions,
+  type NodeFeatureState,
   type NodeRef,
   REJECT_REASONS,
   type RejectedSample,

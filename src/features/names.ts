@@ -1,4 +1,4 @@
-import { isMetricName, METRIC_NAMES, METRICS, type MetricName } from '../messages.js';
+import { isMetricName, METRICS, type MetricName, MODEL_METRIC_NAMES } from '../messages.js';
 
 /**
  * The feature vocabulary. FEATURE_NAMES is ordered and append-only in spirit: the model maps vectors to tensors in
@@ -43,7 +43,7 @@ function perMetric(metric: MetricName): string[] {
   }
 }
 
-export const RAW_FEATURES: readonly string[] = METRIC_NAMES.flatMap(perMetric);
+export const RAW_FEATURES: readonly string[] = MODEL_METRIC_NAMES.flatMap(perMetric);
 
 export const DERIVED_FEATURES = ['calls.fail_ratio', 'sip.error_rate'] as const;
 
@@ -186,10 +186,11 @@ export const FEATURE_DOCS: Readonly<Record<string, string>> = Object.freeze({
   ...Object.fromEntries(
     Z_SIGNALS.map((s) => [
       `z.peer.${s.name}`,
-      `Robust z of ${s.source} against the other observed nodes of the same set in the same window; 0 with fewer than 2 peers.`,
+      `Robust z of ${s.source} against the other observed nodes of the same set in the same window (nodes another replica holds: their newest vector, usually one window behind); 0 with fewer than 2 peers.`,
     ]),
   ),
-  'peers.observed': 'Number of other nodes of the same set observed in the window. count',
+  'peers.observed':
+    'Number of other nodes of the same set observed in the window, on this replica or (their newest vector within 3 windows) on another. count',
 });
 
 /** A vector's features in FEATURE_NAMES order (missing names read as 0), for models that want a dense array. */

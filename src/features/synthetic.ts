@@ -4,7 +4,7 @@ import type { MetricName, TelemetrySample } from '../messages.js';
 
 /**
  * A small deterministic telemetry generator for feature and scorer tests and the bench. It is not the cluster
- * simulator (src/ingest/simulator): it only shapes the signals the features look at, so that tests can state the
+ * simulator (src/sim): it only shapes the signals the features look at, so that tests can state the
  * ground truth exactly (a linear memory ramp, a cluster-wide latency bump).
  */
 export type SyntheticPrecursor = 'memory_leak' | 'db_degradation' | 'retransmission_storm' | 'taskprocessor_backlog';

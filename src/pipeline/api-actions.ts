@@ -15,7 +15,7 @@ export function apiActionsFor(engine: ActionEngine, store: Store): ApiActions {
     return latest;
   }
   const run =
-    (op: 'drain' | 'undrain' | 'restart' | 'pin' | 'unpin') =>
+    (op: 'drain' | 'undrain' | 'restart' | 'pin' | 'unpin' | 'clearOverride') =>
     async (nodeId: string, ctx: { actor: string; reason: string; force?: boolean }): Promise<AuditRecord> => {
       await engine[op](nodeId, { actor: ctx.actor, reason: ctx.reason, force: ctx.force ?? false });
       return latestFor(nodeId);
@@ -26,6 +26,7 @@ export function apiActionsFor(engine: ActionEngine, store: Store): ApiActions {
     restart: run('restart'),
     pin: run('pin'),
     unpin: run('unpin'),
+    clearOverride: run('clearOverride'),
     verdict: (decisionId, ctx) =>
       engine.verdict(decisionId, { actor: ctx.actor, confirmed: ctx.verdict === 'correct', note: ctx.reason }),
   };

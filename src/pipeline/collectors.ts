@@ -1,19 +1,16 @@
+import { proxyEndpoints } from '../actions/dispatcher/endpoints.js';
+import type { HealthCheck } from '../api/deps.js';
 import { resolveSecret } from '../config/load.js';
 import type { ForesightConfig } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { AmiCollector } from '../ingest/ami/collector.js';
 import { DbCollector } from '../ingest/db/collector.js';
 import { HostCollector } from '../ingest/host/collector.js';
+import { OptionsProber } from '../ingest/probe/options-prober.js';
 import { HepCollector } from '../ingest/sip/collector.js';
 import { KamailioStatsPoller } from '../ingest/sip/kamailio-stats.js';
 import type { Logger } from '../log.js';
 import type { TelemetrySample } from '../messages.js';
-
-export interface HealthCheck {
-  name: string;
-  ok: boolean;
-  detail?: string;
-}
 
 /** A running telemetry source with a start/stop lifecycle and a health line for /readyz. */
 export interface TelemetrySource {
@@ -114,19 +111,33 @@ export function createCollectors(
       sink,
       host: c.hep.host,
       port: c.hep.port,
+      dialogs: { sessionTimerMs: c.hep.dialogSessionMs },
       logger: logger.child({ component: 'hep' }),
     });
     sources.push({
       name: 'hep',
       start: () => hep.start(),
       stop: () => hep.stop(),
-      health: () => [{ name: 'hep', ok: true, detail: `${hep.stats().datagrams} datagrams` }],
+      // Not listening (the port was held at start) means no SIP evidence at all: unready, not quietly healthy.
+      health: () => [
+        hep.listening
+          ? { name: 'hep', ok: true, detail: `${hep.stats().datagrams} datagrams` }
+          : { name: 'hep', ok: false, detail: `not listening on ${c.hep.host}:${c.hep.port}` },
+      ],
     });
+  }
+
+  // On unless switched off: the node answering OPTIONS is evidence no other source gives for a drained node.
+  if (c.probe.enabled ?? true) {
+    const { intervalMs, timeoutMs, bindHost } = c.probe;
+    const probe = new OptionsProber({ nodes: uriByNode, sink, intervalMs, timeoutMs, bindHost, logger });
+    sources.push({ name: 'probe', start: () => probe.start(), stop: () => probe.stop(), health: () => probe.health() });
   }
 
   if (config.actions.dispatcher.kind === 'kamailio' && c.kamailioStatsIntervalMs > 0) {
     const poller = new KamailioStatsPoller({
-      url: config.actions.dispatcher.rpcUrl,
+      // Any one proxy's ping timeouts tell about the nodes; the first one is polled.
+      url: proxyEndpoints(config.actions.dispatcher)[0]!.url,
       nodes: uriByNode,
       sink,
       intervalMs: c.kamailioStatsIntervalMs,

@@ -1,18 +1,154 @@
 import { type Bus, type DeliveredRecord, partitionForKey, type Subscription } from '../bus/port.js';
 import { errorMessage } from '../errors.js';
+import type { NodeFeatureState } from '../features/extractor.js';
+import type { PeerBoard } from '../features/peer-board.js';
 import type { Logger } from '../log.js';
-import type { AuditRecord, FeatureVector, NodeScore, TelemetrySample } from '../messages.js';
+import type {
+  AuditRecord,
+  FeatureVector,
+  NodeScore,
+  StateCheckpoint,
+  StateImport,
+  TelemetrySample,
+} from '../messages.js';
+import type { ScorerNodeState } from '../models/scorers/scorer.js';
+import { type CheckpointLog, CheckpointSchedule } from './checkpoints.js';
 
 /** What the feature stage needs from the extractor (src/features). */
 export interface WindowExtractor {
-  ingest(samples: TelemetrySample[]): FeatureVector[];
-  advance(nowMs: number): FeatureVector[];
+  /** `from`: the partition the samples came from and their arrival time, for per-partition watermarks. */
+  ingest(samples: TelemetrySample[], from?: { source: number; at: number }): FeatureVector[];
+  advance(nowMs: number, options?: { waitForSources?: boolean }): FeatureVector[];
+  /** Counts the active sources as heard from at `nowMs`: silence while the bus is unreachable is the bus's. */
+  holdSources?(nowMs: number): void;
+  /** Learnt per-node history for checkpoints (FeatureExtractor has both); without them nodes move cold. */
+  exportStates?(include?: (nodeId: string) => boolean): NodeFeatureState[];
+  importState?(state: NodeFeatureState): StateImport;
+}
+
+/** How often a stage checkpoints the nodes it owns, where, and how old a checkpoint may be to be restored. */
+export interface CheckpointSettings {
+  log: CheckpointLog;
+  /** Event time between a node's checkpoints (CheckpointSchedule spreads the nodes over it). */
+  everyMs: number;
+  /** Older checkpoints are not read back; telemetry is re-read from a checkpoint at most this far back. */
+  maxAgeMs: number;
+}
+
+/** What the checkpoints of a stage did, for /metrics, logs and tests. */
+export interface CheckpointCounters {
+  written: number;
+  writeFailures: number;
+  restored: number;
+  refused: number;
+}
+
+/**
+ * Writes per-node checkpoints. A failed write is counted and logged, never fatal: the next boundary writes again, and
+ * until then a takeover restores the previous checkpoint.
+ */
+async function writeCheckpoints(
+  stage: StageOptions & { checkpoints?: CheckpointSettings },
+  counters: CheckpointCounters,
+  states: Array<{ key: string; kind: StateCheckpoint['kind']; nodeId: string; state: { windowEnd: number } }>,
+): Promise<void> {
+  if (states.length === 0 || !stage.checkpoints) return;
+  const now = Date.now();
+  try {
+    await stage.checkpoints.log.write(
+      states.map(({ key, kind, nodeId, state }) => ({
+        key,
+        checkpoint: { kind, nodeId, windowEnd: state.windowEnd, ts: now, state },
+      })),
+    );
+    counters.written += states.length;
+  } catch (err) {
+    counters.writeFailures++;
+    stage.logger.warn(
+      { err: errorMessage(err), nodes: states.length, kind: states[0]!.kind },
+      'checkpoint not written',
+    );
+  }
+}
+
+/**
+ * Imports every checkpoint of `kind` within maxAgeMs, at a start without partitions to rebuild. A checkpoint that
+ * claims windows ahead of the clock (another clock, a virtual one) is refused: it would mark future windows as learnt.
+ */
+async function restoreCheckpointsAtStart(
+  stage: StageOptions & { checkpoints?: CheckpointSettings },
+  counters: CheckpointCounters,
+  kind: StateCheckpoint['kind'],
+  importOne: (cp: StateCheckpoint) => StateImport,
+): Promise<void> {
+  const settings = stage.checkpoints;
+  if (!settings) return;
+  const now = Date.now();
+  let found: Map<string, StateCheckpoint>;
+  try {
+    found = await settings.log.read(kind, now - settings.maxAgeMs, () => true);
+  } catch (err) {
+    stage.logger.warn({ err: errorMessage(err), kind }, 'checkpoints not read; nodes start cold');
+    return;
+  }
+  const restored = importCheckpoints(found, stage.logger, counters, (cp) =>
+    cp.windowEnd > now + 60_000 ? { ok: false, reason: 'ahead of the clock' } : importOne(cp),
+  );
+  if (found.size > 0)
+    stage.logger.info({ kind, restored: restored.size, refused: counters.refused }, 'restored checkpoints');
+}
+
+/**
+ * Imports each checkpoint, counting and logging the refused ones; returns, per node taken over, the earliest window
+ * end among its restored checkpoints (the point its history continues from).
+ */
+function importCheckpoints(
+  found: Map<string, StateCheckpoint>,
+  logger: Logger,
+  counters: CheckpointCounters,
+  importOne: (cp: StateCheckpoint) => StateImport,
+): Map<string, number> {
+  const restoredFrom = new Map<string, number>();
+  for (const cp of found.values()) {
+    const result = importOne(cp);
+    if (result.ok) {
+      counters.restored++;
+      restoredFrom.set(cp.nodeId, Math.min(cp.windowEnd, restoredFrom.get(cp.nodeId) ?? Number.POSITIVE_INFINITY));
+    } else {
+      counters.refused++;
+      logger.warn(
+        { nodeId: cp.nodeId, kind: cp.kind, reason: result.reason },
+        'checkpoint refused; the node starts cold',
+      );
+    }
+  }
+  return restoredFrom;
+}
+
+/** Batches, ticks and rebalance hooks of one stage, one at a time in arrival order. */
+class SerialQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T> | T): Promise<T> {
+    const run = this.tail.then(fn, fn);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+}
+
+/** Whether a node's key falls on one of the owned partitions; before the first assignment, or with one consumer, yes. */
+function ownsKey(owned: ReadonlySet<number> | null, partitions: number | undefined, nodeId: string): boolean {
+  if (owned === null || partitions === undefined) return true;
+  return owned.has(partitionForKey(nodeId, partitions));
 }
 
 /** What the score stage needs from a scorer (src/models). */
 export interface BatchScorer {
   readonly name: string;
   score(vectors: FeatureVector[]): NodeScore[] | Promise<NodeScore[]>;
+  /** Per-node learnt state for checkpoints (the Scorer contract's optional pair). */
+  exportStates?(include?: (nodeId: string) => boolean): ScorerNodeState[];
+  importState?(state: ScorerNodeState): StateImport;
 }
 
 /** What the action stage needs from the action engine (src/actions). */
@@ -89,6 +225,33 @@ export interface FeatureStageOptions extends StageOptions {
    * are recomputed but not emitted again. Default 0: baselines of rebuilt nodes start cold.
    */
   recoveryWarmupMs?: number;
+  /**
+   * The clock tick() is given (wall time in the sidecar). With it, each telemetry partition has a watermark of its
+   * own (see FeatureExtractor.ingest): windows close only as far as every active partition has delivered, so the
+   * catch-up after a broker outage does not close windows another partition has yet to deliver.
+   */
+  arrivalClock?: () => number;
+  /**
+   * Telemetry this process's own collectors hold that the bus has not taken yet (the outbox's memory queue and spool).
+   * While any waits, the group's lag of 0 is no evidence that nothing is left to read.
+   */
+  upstreamPending?: () => number;
+  /**
+   * How long an unreachable bus keeps the partitions active (holding windows open for what producers spool), ms.
+   * Past it the idle rule applies again. Default 600 000 (bus.outbox.maxOutageMs: what is older is not kept anyway).
+   */
+  outageHoldMs?: number;
+  /**
+   * Checkpoints of the owned nodes' learnt history to the `state` topic, restored by the rebuild after a takeover or
+   * a restart (with `createExtractor`). Without them, moved nodes start cold (or warm from recoveryWarmupMs).
+   */
+  checkpoints?: CheckpointSettings;
+  /**
+   * With several replicas (needs `partitions`): the board the extractor takes remote peers from, fed here with the
+   * vectors other replicas publish, read through a consumer group of this replica's own (`<groupId>.peers.<replicaId>`)
+   * so that every replica sees every node. Absent: peers are the nodes of this replica's partitions only.
+   */
+  peers?: { board: PeerBoard; replicaId: string };
 }
 
 /** What the last rebuild did, for logs, /metrics and tests. */
@@ -98,8 +261,14 @@ export interface RebuildReport {
   fromTs: number;
   samples: number;
   vectors: number;
+  /** Nodes whose history came from a checkpoint, and checkpoints refused (other layout, bad values). */
+  restored: number;
+  refused: number;
   ms: number;
 }
+
+/** How long the consumer must be seen caught up before silence closes windows on the clock alone. */
+const CAUGHT_UP_MS = 3000;
 
 /** Closed windows kept across a bus outage: 10 000 nodes for a minute of 10 s windows. */
 const MAX_UNPUBLISHED_VECTORS = 60_000;
@@ -107,13 +276,18 @@ const MAX_UNPUBLISHED_VECTORS = 60_000;
 /** telemetry → windows → features. Late, future and non-finite samples are dead-lettered by the extractor's callback. */
 export class FeatureStage {
   readonly counters: StageCounters = { in: 0, out: 0, deadLettered: 0 };
-  /** Records skipped because a rebuild had already replayed them, and the last rebuild. */
-  readonly recovery: { skipped: number; rebuilds: number; last: RebuildReport | null } = {
+  /**
+   * Records skipped because a rebuild had already replayed them; records delivered again after they were ingested
+   * (a commit lost in a broker outage: Kafka delivers at least once); the last rebuild.
+   */
+  readonly recovery: { skipped: number; redelivered: number; rebuilds: number; last: RebuildReport | null } = {
     skipped: 0,
+    redelivered: 0,
     rebuilds: 0,
     last: null,
   };
   private subscription: Subscription | null = null;
+  private peerSubscription: Subscription | null = null;
   private pendingRejects: RejectedSample[] = [];
   /** Vectors whose publish failed, sent again first on the next emit. */
   private unpublished: FeatureVector[] = [];
@@ -126,14 +300,31 @@ export class FeatureStage {
   private readonly floors = new Map<number, number>();
   /** Per rebuilt partition: delivered records below this offset were already replayed into the extractor. */
   private readonly replayedTo = new Map<number, number>();
+  /** Per partition: records below this offset were ingested here; a redelivery of them is not new telemetry. */
+  private readonly ingestedTo = new Map<number, number>();
   /** Newest event time seen (samples or ticks). */
   private eventTime = Number.NEGATIVE_INFINITY;
   /** Batches, ticks and rebalance hooks run one at a time: a rebuild swaps the extractor under them. */
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private stopping = false;
+  /** Since when (tick clock) the group was seen with no telemetry left to read; null: lagging or unknown. */
+  private lagZeroSince: number | null = null;
+  private lagPolling = false;
+  /**
+   * The bus was unreachable (a lag query failed) and nothing has been delivered since: producers may still hold what
+   * they spooled meanwhile, so a lag of 0 proves nothing until records flow again.
+   */
+  private awaitingDelivery = false;
+  /** Since when (tick clock) lag queries fail; null while the bus answers. */
+  private unreachableSince: number | null = null;
+  readonly checkpoints: CheckpointCounters = { written: 0, writeFailures: 0, restored: 0, refused: 0 };
+  /** Which nodes are due for a checkpoint; while a rebuild replays, none is written (another extractor runs). */
+  private readonly schedule: CheckpointSchedule | null;
+  private rebuilding = false;
 
   constructor(private readonly options: FeatureStageOptions) {
     this.extractor = options.extractor;
+    this.schedule = options.checkpoints ? new CheckpointSchedule(options.checkpoints.everyMs) : null;
   }
 
   /** The extractor reports rejected samples here (wired by the factory that builds it). */
@@ -142,29 +333,51 @@ export class FeatureStage {
   }
 
   async start(): Promise<void> {
+    // With one consumer that never moves partitions (the in-process bus), a restart is the only time state is lost:
+    // the history comes back from the store before the first sample. With Kafka the rebuild on assignment does it.
+    if (this.options.checkpoints && !this.options.createExtractor && this.extractor.importState) {
+      const importState = this.extractor.importState.bind(this.extractor);
+      await restoreCheckpointsAtStart(this.options, this.checkpoints, 'features', (cp) =>
+        importState(cp.state as NodeFeatureState),
+      );
+    }
     this.subscription = await this.options.bus.subscribe(
       'telemetry',
-      (batch: DeliveredRecord<TelemetrySample>[]) => this.serial(() => this.handle(batch)),
+      (batch: DeliveredRecord<TelemetrySample>[]) => this.queue.run(() => this.handle(batch)),
       {
         groupId: `${this.options.groupId}.features`,
         fromBeginning: true,
-        onAssigned: (partitions) => this.serial(() => this.assign(partitions)),
+        onAssigned: (partitions) => this.queue.run(() => this.assign(partitions)),
         onRevoked: (partitions) =>
-          this.serial(() => {
+          this.queue.run(() => {
             for (const p of partitions) {
               this.owned?.delete(p);
               this.replayedTo.delete(p);
+              // ingestedTo stays: a broker restart revokes and gives back the same partitions, then redelivers from
+              // a commit it lost. A partition that really moved comes back only through a rebuild, which clears it.
               this.floors.delete(p);
             }
+            this.schedule?.keepOnly((nodeId) => this.ownsNode(nodeId));
           }),
       },
     );
+    const peers = this.options.peers;
+    if (peers !== undefined && this.options.partitions !== undefined) {
+      // From the end: a group of its own per replica start, and only the newest windows make peers.
+      this.peerSubscription = await this.options.bus.subscribe(
+        'features',
+        async (batch: DeliveredRecord<FeatureVector>[]) => this.notePeers(peers.board, batch),
+        { groupId: `${this.options.groupId}.peers.${peers.replicaId}`, fromBeginning: false },
+      );
+    }
   }
 
-  private serial<T>(fn: () => Promise<T> | T): Promise<T> {
-    const run = this.tail.then(fn, fn);
-    this.tail = run.catch(() => undefined);
-    return run;
+  /** Other replicas' nodes go on the board; a node this replica owns (its own output, or one it took over) leaves it. */
+  private notePeers(board: PeerBoard, batch: DeliveredRecord<FeatureVector>[]): void {
+    for (const r of batch) {
+      if (this.ownsNode(r.value.nodeId)) board.forget(r.value.nodeId);
+      else board.record(r.value);
+    }
   }
 
   private async handle(batch: DeliveredRecord<TelemetrySample>[]): Promise<void> {
@@ -179,6 +392,19 @@ export class FeatureStage {
         if (records.length > 0) this.replayedTo.delete(first.partition);
       }
     }
+    if (first !== undefined) {
+      const done = this.ingestedTo.get(first.partition);
+      if (done !== undefined && Number(records[0]?.offset ?? done) < done) {
+        const fresh = records.filter((r) => Number(r.offset) >= done);
+        this.recovery.redelivered += records.length - fresh.length;
+        records = fresh;
+      }
+      const lastRecord = records[records.length - 1];
+      if (lastRecord !== undefined) {
+        this.ingestedTo.set(first.partition, Number(lastRecord.offset) + 1);
+        this.awaitingDelivery = false;
+      }
+    }
     this.counters.in += records.length;
     const samples = new Array<TelemetrySample>(records.length);
     let newest = this.eventTime;
@@ -188,13 +414,17 @@ export class FeatureStage {
       if (value.ts > newest) newest = value.ts;
     }
     this.eventTime = newest;
-    await this.emit(this.extractor.ingest(samples));
+    const clock = this.options.arrivalClock;
+    const from = clock && first !== undefined ? { source: first.partition, at: clock() } : undefined;
+    await this.emit(this.extractor.ingest(samples, from));
   }
 
   private async assign(partitions: number[]): Promise<void> {
     const previous = this.owned ?? new Set<number>();
     const gained = partitions.filter((p) => !previous.has(p));
     this.owned = new Set(partitions);
+    // Partitions that left keep their watermarks until they turn idle (or the group is seen caught up): a broker
+    // restart revokes and re-assigns them, sometimes through an empty assignment, and they must hold meanwhile.
     if (gained.length === 0 || this.stopping) return;
     if (!this.options.createExtractor || this.options.partitions === undefined) return;
     await this.rebuild(partitions);
@@ -228,6 +458,17 @@ export class FeatureStage {
         if (v.windowEnd > (last.get(v.nodeId) ?? Number.NEGATIVE_INFINITY)) last.set(v.nodeId, v.windowEnd);
       }
     });
+    // Checkpointed history of the owned nodes. A checkpoint is written only after its windows were published, so its
+    // windowEnd is a point up to which the node's windows are done, as good as a vector found in the features topic.
+    const settings = this.options.checkpoints;
+    const checkpoints = settings
+      ? await settings.log.read('features', reference - settings.maxAgeMs, (nodeId) =>
+          ownedSet.has(partitionOf(nodeId)),
+        )
+      : new Map<string, StateCheckpoint>();
+    for (const cp of checkpoints.values()) {
+      if (cp.windowEnd > (last.get(cp.nodeId) ?? Number.NEGATIVE_INFINITY)) last.set(cp.nodeId, cp.windowEnd);
+    }
     this.floors.clear();
     for (const [nodeId, end] of last) {
       const p = partitionOf(nodeId);
@@ -235,13 +476,56 @@ export class FeatureStage {
       this.lastEmitted.set(nodeId, end);
     }
     const fresh = this.options.createExtractor!();
+    const refusedBefore = this.checkpoints.refused;
+    const restoredFrom = importCheckpoints(
+      checkpoints,
+      logger,
+      this.checkpoints,
+      (cp) => fresh.importState?.(cp.state as NodeFeatureState) ?? { ok: false, reason: 'no import' },
+    );
+    const oldestRestored = Math.min(...restoredFrom.values());
     // With a resume point, every owned partition is re-read from the oldest one (a node the previous owner had not yet
     // reported has no sample it accepted before that point). Without any (no window closed yet, e.g. a fresh start),
-    // from the lookback, and the extractor starts its windows at the first sample as it would on a fresh start.
+    // from the lookback, and the extractor starts its windows at the first sample as it would on a fresh start. A
+    // restored node's history continues from its checkpoint: the re-read starts there (within checkpointMaxAgeMs), so
+    // the windows between it and the resume point are learnt, not skipped.
     const floor = this.floors.size > 0 ? Math.min(...this.floors.values()) : null;
-    const fromTs = floor === null ? reference - lookback : floor - Math.max(0, this.options.recoveryWarmupMs ?? 0);
-    const report: RebuildReport = { partitions: [...owned], fromTs, samples: 0, vectors: 0, ms: 0 };
+    let fromTs = floor === null ? reference - lookback : floor - Math.max(0, this.options.recoveryWarmupMs ?? 0);
+    if (settings && oldestRestored < fromTs) fromTs = Math.max(oldestRestored, reference - settings.maxAgeMs);
+    const report: RebuildReport = {
+      partitions: [...owned],
+      fromTs,
+      samples: 0,
+      vectors: 0,
+      restored: restoredFrom.size,
+      refused: this.checkpoints.refused - refusedBefore,
+      ms: 0,
+    };
     this.replayedTo.clear();
+    // The fresh extractor has ingested only what the replay gives it; replayedTo now says what to skip.
+    this.ingestedTo.clear();
+    this.rebuilding = true;
+    try {
+      await this.replayInto(fresh, owned, fromTs, floor, report);
+    } finally {
+      this.rebuilding = false;
+    }
+    this.extractor = fresh;
+    this.recovery.rebuilds++;
+    report.ms = Math.round(performance.now() - started);
+    this.recovery.last = report;
+    logger.info({ ...report, owned }, 'feature state rebuilt after rebalance');
+  }
+
+  /** Re-reads the owned partitions' telemetry from `fromTs` into the fresh extractor, emitting what is new. */
+  private async replayInto(
+    fresh: WindowExtractor,
+    owned: number[],
+    fromTs: number,
+    floor: number | null,
+    report: RebuildReport,
+  ): Promise<void> {
+    const { bus } = this.options;
     const perPartition = new Map<number, TelemetrySample[]>();
     const ends = await bus.readRange('telemetry', { partitions: owned, fromTs }, (batch) => {
       const first = batch[0];
@@ -262,11 +546,6 @@ export class FeatureStage {
       await this.emit(vectors);
     }
     for (const [p, end] of ends) this.replayedTo.set(p, Number(end));
-    this.extractor = fresh;
-    this.recovery.rebuilds++;
-    report.ms = Math.round(performance.now() - started);
-    this.recovery.last = report;
-    logger.info({ ...report, owned }, 'feature state rebuilt after rebalance');
   }
 
   /**
@@ -274,16 +553,56 @@ export class FeatureStage {
    * stays silent about it rather than claiming it went quiet.
    */
   private ownsNode(nodeId: string): boolean {
-    if (this.owned === null || this.options.partitions === undefined) return true;
-    return this.owned.has(partitionForKey(nodeId, this.options.partitions));
+    return ownsKey(this.owned, this.options.partitions, nodeId);
   }
 
-  /** Closes windows by time even when no telemetry arrives (a silent cluster must still show as unobserved). */
+  /**
+   * Closes windows by time even when no telemetry arrives (a silent cluster must still show as unobserved). With
+   * per-partition watermarks, silence closes windows at once only when it is evidence: the consumer group was seen
+   * with nothing left to read for CAUGHT_UP_MS. While the bus cannot say (a broker outage) or records wait, windows
+   * wait for the partitions (up to features.idlePartitionMs).
+   */
   async tick(nowMs: number): Promise<void> {
-    await this.serial(async () => {
+    if (this.options.arrivalClock) this.pollLag(nowMs);
+    const caughtUp =
+      this.lagZeroSince !== null &&
+      nowMs - this.lagZeroSince >= CAUGHT_UP_MS &&
+      (this.options.upstreamPending?.() ?? 0) === 0;
+    await this.queue.run(async () => {
       if (nowMs > this.eventTime) this.eventTime = nowMs;
-      await this.emit(this.extractor.advance(nowMs));
+      await this.emit(this.extractor.advance(nowMs, { waitForSources: !caughtUp }));
     });
+  }
+
+  /** Asks the bus for the group's telemetry lag, one question at a time; an error or a lag resets the evidence. */
+  private pollLag(nowMs: number): void {
+    if (this.lagPolling) return;
+    this.lagPolling = true;
+    const group = `${this.options.groupId}.features`;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('lag query timed out')), 2000);
+    });
+    Promise.race([this.options.bus.lag('telemetry', group), timeout])
+      .then((lag) => {
+        this.unreachableSince = null;
+        if (lag > 0 || this.awaitingDelivery) this.lagZeroSince = null;
+        else if (this.lagZeroSince === null) this.lagZeroSince = nowMs;
+      })
+      .catch(() => {
+        this.lagZeroSince = null;
+        this.awaitingDelivery = true;
+        this.unreachableSince ??= nowMs;
+        // While the bus cannot be asked, no partition turns idle: what it holds back is the bus's silence (up to
+        // outageHoldMs, past which producers drop what they spooled anyway).
+        if (nowMs - this.unreachableSince <= (this.options.outageHoldMs ?? 600_000)) {
+          void this.queue.run(async () => this.extractor.holdSources?.(nowMs));
+        }
+      })
+      .finally(() => {
+        clearTimeout(timer);
+        this.lagPolling = false;
+      });
   }
 
   /** Emits each node's window once: a window at or before the node's last emitted one is a replay or a redelivery. */
@@ -317,6 +636,7 @@ export class FeatureStage {
         this.unpublished = toSend.slice(-MAX_UNPUBLISHED_VECTORS);
         throw err;
       }
+      await this.checkpoint(vectors);
     }
     if (this.pendingRejects.length > 0) {
       const rejects = this.pendingRejects.splice(0);
@@ -325,10 +645,24 @@ export class FeatureStage {
     }
   }
 
+  /** After windows were published: the history of the owned nodes whose checkpoint is due goes to the log. */
+  private async checkpoint(published: FeatureVector[]): Promise<void> {
+    if (!this.schedule || this.rebuilding || this.stopping || published.length === 0) return;
+    const due = this.schedule.due(published);
+    if (due.size === 0) return;
+    const states = this.extractor.exportStates?.((nodeId) => due.has(nodeId) && this.ownsNode(nodeId)) ?? [];
+    await writeCheckpoints(
+      this.options,
+      this.checkpoints,
+      states.map((state) => ({ key: `features:${state.nodeId}`, kind: 'features', nodeId: state.nodeId, state })),
+    );
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
-    await this.serial(() => undefined);
+    await this.queue.run(() => undefined);
     await this.subscription?.stop();
+    await this.peerSubscription?.stop();
   }
 }
 
@@ -360,35 +694,166 @@ function* mergeByTime(lists: TelemetrySample[][], chunkSize: number): Generator<
   if (chunk.length > 0) yield chunk;
 }
 
+export interface ScoreStageOptions extends StageOptions {
+  scorer: BatchScorer;
+  /** Partitions of the features topic; with checkpoints, which nodes this replica owns. */
+  partitions?: number;
+  /**
+   * Checkpoints of the owned nodes' scorer state (streaks, persistence runs) to the `state` topic. A replica that
+   * gains a partition restores its nodes' state, brings it up to the windows the previous owner scored (re-reading
+   * the features topic, scoring without publishing), and skips the windows redelivered up to there.
+   */
+  checkpoints?: CheckpointSettings;
+}
+
 /** features → scores. */
 export class ScoreStage {
   readonly counters: StageCounters = { in: 0, out: 0, deadLettered: 0 };
   /** Scoring time per batch, ms, for /metrics (bounded ring). */
   readonly latenciesMs: number[] = [];
+  readonly checkpoints: CheckpointCounters = { written: 0, writeFailures: 0, restored: 0, refused: 0 };
   private subscription: Subscription | null = null;
+  private owned: Set<number> | null = null;
+  /** Per taken-over node: windows up to this were scored by the previous owner (and replayed into the scorer here). */
+  private readonly scoredThrough = new Map<string, number>();
+  private readonly schedule: CheckpointSchedule | null;
+  /** Batches and rebalance hooks one at a time: a restore must finish before its partitions' batches are scored. */
+  private readonly queue = new SerialQueue();
 
-  constructor(private readonly options: StageOptions & { scorer: BatchScorer }) {}
+  constructor(private readonly options: ScoreStageOptions) {
+    this.schedule = options.checkpoints ? new CheckpointSchedule(options.checkpoints.everyMs) : null;
+  }
 
   async start(): Promise<void> {
+    const { checkpoints, partitions, scorer } = this.options;
+    if (checkpoints && partitions === undefined && scorer.importState) {
+      const importState = scorer.importState.bind(scorer);
+      await restoreCheckpointsAtStart(this.options, this.checkpoints, 'scorer', (cp) =>
+        importState(cp.state as ScorerNodeState),
+      );
+    }
+    const restoring = checkpoints !== undefined && partitions !== undefined;
     this.subscription = await this.options.bus.subscribe(
       'features',
-      async (batch) => {
-        this.counters.in += batch.length;
-        const started = performance.now();
-        const scores = await this.options.scorer.score(batch.map((r) => r.value));
-        this.latenciesMs.push(performance.now() - started);
-        if (this.latenciesMs.length > 1000) this.latenciesMs.splice(0, 500);
-        this.counters.out += scores.length;
-        await this.options.bus.publish(
-          'scores',
-          scores.map((s) => ({ key: s.nodeId, value: s, timestamp: s.ts })),
-        );
+      (batch) => this.queue.run(() => this.handle(batch)),
+      {
+        groupId: `${this.options.groupId}.scores`,
+        fromBeginning: true,
+        ...(restoring
+          ? {
+              onAssigned: (partitions: number[]) => this.queue.run(() => this.assign(partitions)),
+              onRevoked: (partitions: number[]) =>
+                this.queue.run(() => {
+                  for (const p of partitions) this.owned?.delete(p);
+                  this.schedule?.keepOnly((nodeId) => this.ownsNode(nodeId));
+                }),
+            }
+          : {}),
       },
-      { groupId: `${this.options.groupId}.scores`, fromBeginning: true },
+    );
+  }
+
+  private async handle(batch: DeliveredRecord<FeatureVector>[]): Promise<void> {
+    this.counters.in += batch.length;
+    let vectors = batch.map((r) => r.value);
+    if (this.scoredThrough.size > 0) {
+      vectors = vectors.filter((v) => {
+        const through = this.scoredThrough.get(v.nodeId);
+        if (through === undefined) return true;
+        if (v.windowEnd <= through) return false;
+        this.scoredThrough.delete(v.nodeId);
+        return true;
+      });
+    }
+    if (vectors.length === 0) return;
+    const started = performance.now();
+    const scores = await this.options.scorer.score(vectors);
+    this.latenciesMs.push(performance.now() - started);
+    if (this.latenciesMs.length > 1000) this.latenciesMs.splice(0, 500);
+    this.counters.out += scores.length;
+    await this.options.bus.publish(
+      'scores',
+      scores.map((s) => ({ key: s.nodeId, value: s, timestamp: s.ts })),
+    );
+    await this.checkpoint(vectors);
+  }
+
+  private ownsNode(nodeId: string): boolean {
+    return ownsKey(this.owned, this.options.partitions, nodeId);
+  }
+
+  /**
+   * On gaining partitions: each of their nodes' newest scorer checkpoint is imported, then the features the previous
+   * owner scored after it are scored again here without publishing (its scores are on the topic already), so the
+   * state is where the previous owner left it. Redelivered windows up to that point are then skipped.
+   */
+  private async assign(partitions: number[]): Promise<void> {
+    const previous = this.owned ?? new Set<number>();
+    const gained = partitions.filter((p) => !previous.has(p));
+    this.owned = new Set(partitions);
+    const { bus, scorer, logger, checkpoints: settings, partitions: count } = this.options;
+    if (gained.length === 0 || !settings || count === undefined || !scorer.importState) return;
+    const gainedSet = new Set(gained);
+    const onGained = (nodeId: string) => gainedSet.has(partitionForKey(nodeId, count));
+    const now = Date.now();
+    const found = await settings.log.read('scorer', now - settings.maxAgeMs, onGained);
+    const importState = scorer.importState.bind(scorer);
+    const restoredFrom = importCheckpoints(found, logger, this.checkpoints, (cp) =>
+      importState(cp.state as ScorerNodeState),
+    );
+    if (restoredFrom.size === 0) return;
+    const fromTs = Math.min(...restoredFrom.values());
+    // What the previous owner published: the newest scored window per restored node.
+    const published = new Map<string, number>();
+    await bus.readRange('scores', { partitions: gained, fromTs }, (batch) => {
+      for (const r of batch) {
+        const s = r.value;
+        if (restoredFrom.has(s.nodeId) && s.ts > (published.get(s.nodeId) ?? Number.NEGATIVE_INFINITY)) {
+          published.set(s.nodeId, s.ts);
+        }
+      }
+    });
+    let replayed = 0;
+    await bus.readRange('features', { partitions: gained, fromTs }, async (batch) => {
+      const redo = batch
+        .map((r) => r.value)
+        .filter((v) => {
+          const from = restoredFrom.get(v.nodeId);
+          const to = published.get(v.nodeId);
+          return from !== undefined && to !== undefined && v.windowEnd > from && v.windowEnd <= to;
+        });
+      if (redo.length === 0) return;
+      replayed += redo.length;
+      await scorer.score(redo);
+    });
+    for (const [nodeId, end] of published) this.scoredThrough.set(nodeId, end);
+    logger.info(
+      { partitions: gained, restored: restoredFrom.size, replayed },
+      'scorer state restored from checkpoints after rebalance',
+    );
+  }
+
+  /** After scores were published: the scorer state of the owned nodes whose checkpoint is due goes to the log. */
+  private async checkpoint(scored: FeatureVector[]): Promise<void> {
+    const exportStates = this.options.scorer.exportStates;
+    if (!this.schedule || !exportStates) return;
+    const due = this.schedule.due(scored);
+    if (due.size === 0) return;
+    const states = exportStates.call(this.options.scorer, (nodeId) => due.has(nodeId) && this.ownsNode(nodeId));
+    await writeCheckpoints(
+      this.options,
+      this.checkpoints,
+      states.map((state) => ({
+        key: `scorer:${state.scorer}:${state.nodeId}`,
+        kind: 'scorer',
+        nodeId: state.nodeId,
+        state,
+      })),
     );
   }
 
   async stop(): Promise<void> {
+    await this.queue.run(() => undefined);
     await this.subscription?.stop();
   }
 }

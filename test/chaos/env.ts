@@ -435,6 +435,13 @@ export function craftedScore(
     scorer: 'chaos-crafted',
     observed: extra.observed ?? true,
     activeCalls: extra.activeCalls ?? 0,
+    activeCallsSource: 'ami',
+    // The crafted verdict comes with the evidence a healthy prober would add: answered OPTIONS, calls counted by AMI.
+    evidence: {
+      calls: { count: extra.activeCalls ?? 0, source: 'ami' },
+      upReported: extra.up ?? true,
+      probe: { sent: 10, lost: 0, replies5xx: 0, rttMsP50: 3 },
+    },
     up: extra.up ?? true,
   };
 }

@@ -16,6 +16,9 @@ const VIEWER_TOKEN = 'e2e-viewer-token';
 
 const cluster = new ClusterView({ threshold: 0.7 });
 const { deps, actions } = testDeps(cluster, 4);
+// What /api/model answers; the scorer-in-charge test swaps it for a model lifecycle's answer after a promotion.
+let modelInfo: Record<string, unknown> = { name: 'statistical', version: 'stat-v1', kind: 'stat', threshold: 0.7 };
+deps.model = { info: () => modelInfo as { name: string; version: string } };
 const app = buildApp(deps, {
   tokens: [
     { name: 'olga', token: OPERATOR_TOKEN, role: 'operator' },
@@ -134,6 +137,41 @@ describe('dashboard', () => {
       ctx: { actor: 'olga', reason: 'SIP retransmissions climbing, taking it out', force: false },
     });
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-drained.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('shows which scorer drives decisions, since when and why, and follows a promotion', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    await login(page, VIEWER_TOKEN);
+    await expect.poll(() => page.locator('#scorer-in-charge').textContent()).toBe('stat (stat-v1)');
+    await expect.poll(() => page.locator('#live').textContent()).toBe('live');
+    const since = new Date(T0 + 3_600_000).toISOString();
+    modelInfo = {
+      name: 'cluster-1',
+      version: 'tfjs-ae-v1',
+      kind: 'tfjs',
+      inCharge: {
+        kind: 'tfjs',
+        name: 'cluster-1',
+        path: '/var/models/cluster-1',
+        since,
+        why: 'promoted: beat stat-v1 on the held-back recording and in 60 min of shadow',
+        reasons: ['ok false alarms at the threshold: cluster-1 0.37 % (3) vs stat-v1 2.97 % (24)'],
+        validation: null,
+      },
+      previous: { kind: 'stat', name: 'stat-v1', since: null, why: 'start', reasons: [], validation: null },
+      lifecycle: { phase: 'idle', phaseSince: since, nextCycleAt: since, shadow: null, lastCycle: null },
+    };
+    // The promotion's audit record reaches the page over SSE, which makes it ask /api/model again.
+    actions.append({ nodeId: 'model', kind: 'ModelPromoted', actor: 'auto', reason: 'promoted' });
+    await expect.poll(() => page.locator('#scorer-in-charge').textContent()).toBe('tfjs (cluster-1)');
+    expect(await page.locator('#scorer-in-charge').getAttribute('data-kind')).toBe('tfjs');
+    const line = await page.locator('#scorer-line').textContent();
+    expect(line).toContain('promoted: beat stat-v1');
+    expect(line).toContain(`since ${await page.evaluate((s) => new Date(Date.parse(s)).toLocaleString(), since)}`);
+    await page.locator('#scorer summary').click();
+    expect(await page.locator('#scorer li').first().textContent()).toContain('0.37 % (3) vs stat-v1 2.97 % (24)');
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-scorer.png'), fullPage: true });
     await page.close();
   });
 

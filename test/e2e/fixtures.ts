@@ -17,6 +17,8 @@ export function score(nodeId: string, ts: number, risk: number, extra: Partial<N
     scorer: 'stat-v1',
     observed: true,
     activeCalls: 40,
+    activeCallsSource: 'ami',
+    evidence: { calls: { count: 40, source: 'ami' }, upReported: true, probe: null },
     up: true,
     ...extra,
   };
@@ -90,6 +92,16 @@ export class MemoryActions implements ApiActions, ApiAudit {
 
   async unpin(nodeId: string, ctx: ActionContext): Promise<AuditRecord> {
     return this.act('unpin', nodeId, ctx, (n) => ({ ...n, pinned: false }));
+  }
+
+  async clearOverride(nodeId: string, ctx: ActionContext): Promise<AuditRecord> {
+    this.calls.push({ action: 'clearOverride', id: nodeId, ctx });
+    const node = this.nodes.get(nodeId);
+    if (!node) throw new ForesightError('FORESIGHT_ERR_NOT_FOUND', `unknown node ${nodeId}`);
+    const updated = { ...node, manualOverride: null, reason: ctx.reason };
+    this.nodes.set(nodeId, updated);
+    this.cluster.applyNodeRecord(updated);
+    return this.append({ nodeId, kind: 'OverrideCleared', actor: ctx.actor, reason: ctx.reason });
   }
 
   async verdict(decisionId: string, ctx: VerdictContext): Promise<AuditRecord> {

@@ -3,7 +3,7 @@ import { ActionEngine, type ActionEngineOptions, type EngineNode } from '../../s
 import type { Dispatcher, Restarter, Store } from '../../src/actions/ports.js';
 import { SqliteStore } from '../../src/actions/store/sqlite.js';
 import { VirtualClock } from '../../src/clock.js';
-import type { AuditRecord, NodeScore } from '../../src/messages.js';
+import type { AuditRecord, CallsSource, NodeScore, ProbeWindow } from '../../src/messages.js';
 import { RecordingDispatcher, RecordingRestarter } from './recording-dispatcher.js';
 
 export const T0 = Date.UTC(2026, 0, 5, 12, 0, 0);
@@ -19,13 +19,34 @@ export function makeNodes(perSet: number[], firstPort = 5071): EngineNode[] {
   return nodes;
 }
 
+/** Foresight's probes of a node that answers them all, quickly: what a healthy node shows. */
+export const HEALTHY_PROBES = { sent: 10, lost: 0, replies5xx: 0, rttMsP50: 4 } as const;
+
+/**
+ * A score as a node with AMI and probes reports it: calls counted by AMI, up as reported, healthy probes, unless
+ * `over` says otherwise (`activeCalls: null` for a node nobody counts the calls of, `probe: null` for no probes).
+ */
 export function score(
   nodeId: string,
   ts: number,
   risk: number,
-  over: Partial<Pick<NodeScore, 'observed' | 'activeCalls' | 'up' | 'setId' | 'timeToFailureS' | 'explanation'>> = {},
+  over: Partial<Pick<NodeScore, 'observed' | 'activeCalls' | 'up' | 'setId' | 'timeToFailureS' | 'explanation'>> & {
+    probe?: ProbeWindow | null;
+    upReported?: boolean | null;
+    callsSource?: CallsSource;
+  } = {},
 ): NodeScore {
+  const calls = over.activeCalls === undefined ? 0 : over.activeCalls;
+  const source = over.callsSource ?? 'ami';
+  const up = over.up ?? true;
   return {
+    activeCalls: calls,
+    activeCallsSource: calls === null ? null : source,
+    evidence: {
+      calls: calls === null ? null : { count: calls, source },
+      upReported: over.upReported === undefined ? up : over.upReported,
+      probe: over.probe === undefined ? { ...HEALTHY_PROBES } : over.probe,
+    },
     nodeId,
     setId: over.setId ?? 1,
     ts,
@@ -34,8 +55,7 @@ export function score(
     explanation: over.explanation ?? [],
     scorer: 'test-v1',
     observed: over.observed ?? true,
-    activeCalls: over.activeCalls ?? 0,
-    up: over.up ?? true,
+    up,
   };
 }
 
@@ -95,6 +115,7 @@ export async function harness(o: HarnessOptions = {}): Promise<Harness> {
     },
     ...(o.dryRun !== undefined ? { dryRun: o.dryRun } : {}),
     ...(o.listDefaults ? { listDefaults: o.listDefaults } : {}),
+    ...(o.feedback ? { feedback: o.feedback } : {}),
   });
   const h: Harness = {
     engine,

@@ -20,7 +20,7 @@ export interface AmiReplayServerOptions {
   username?: string;
   /** Default `good`. */
   secret?: string;
-  /** Banner fixture. Default `banner-18`. */
+  /** Banner fixture. Default `banner-22` (the release the lab nodes run). */
   banner?: string;
   /** Which recorded Command form answers `core show taskprocessors`. Default `output` (14+). */
   commandForm?: 'output' | 'legacy';
@@ -121,7 +121,7 @@ export class AmiReplayServer {
     const client: Client = { socket, decoder: new AmiFrameDecoder(), loggedIn: false };
     this.clients.add(client);
     socket.on('close', () => this.clients.delete(client));
-    socket.write(loadAmiFixture(this.options.banner ?? 'banner-18'));
+    socket.write(loadAmiFixture(this.options.banner ?? 'banner-22'));
     socket.on('data', (chunk: Buffer) => {
       for (const frame of client.decoder.push(chunk)) {
         if (frame.kind !== 'action') continue;

@@ -225,6 +225,8 @@ export function registerBusConformance(name: string, options: BusConformanceOpti
             scorer: 'test-v1',
             observed: true,
             activeCalls: 3,
+            activeCallsSource: 'ami',
+            evidence: { calls: { count: 3, source: 'ami' }, upReported: true, probe: null },
             up: true,
           },
         })),

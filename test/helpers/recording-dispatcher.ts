@@ -111,7 +111,8 @@ export class RecordingDispatcher implements Dispatcher {
 
   private find(setId: number, uri: string): Dest {
     const d = this.dests.find((x) => x.setId === setId && x.uri.toLowerCase() === uri.toLowerCase());
-    if (!d) throw new ForesightError('FORESIGHT_ERR_DISPATCHER', `State Update Failed: ${uri} not in set ${setId}`);
+    // As the Kamailio adapter reports it (its read-first finds no such destination).
+    if (!d) throw new ForesightError('FORESIGHT_ERR_NOT_FOUND', `dispatcher set ${setId} has no destination ${uri}`);
     return d;
   }
 
@@ -123,6 +124,30 @@ export class RecordingDispatcher implements Dispatcher {
       this.failures = this.failures.filter((x) => x.left > 0);
       throw new ForesightError('FORESIGHT_ERR_DISPATCHER', `simulated ${op} failure`);
     }
+  }
+}
+
+/**
+ * A RecordingDispatcher with Kamailio's reset marker (armResetMarker/resetSinceArmed): reload() (a reload or a
+ * restart) drops it, a change by hand leaves it. The marker calls go through list(), so failNext()/hangOn('list')
+ * make them fail or hang like a proxy that is down.
+ */
+export class MarkerRecordingDispatcher extends RecordingDispatcher {
+  private marker = false;
+
+  async armResetMarker(): Promise<void> {
+    await this.list();
+    this.marker = true;
+  }
+
+  async resetSinceArmed(): Promise<boolean> {
+    await this.list();
+    return !this.marker;
+  }
+
+  override reload(): void {
+    super.reload();
+    this.marker = false;
   }
 }
 

@@ -162,14 +162,16 @@ export interface UasOptions {
   port: number;
   dir: string;
   scenario?: string;
+  /** More SIPp arguments, e.g. `['-timeout', '120s']` so a forgotten backend stops by itself. */
+  extraArgs?: string[];
 }
 
 /** A backend answering INVITEs with Record-Route copied (and OPTIONS with 200 via `-aa`), until stopped. */
-export async function startUas({ port, dir, scenario = 'uas_rr.xml' }: UasOptions): Promise<SippRun> {
+export async function startUas({ port, dir, scenario = 'uas_rr.xml', extraArgs = [] }: UasOptions): Promise<SippRun> {
   const run = spawnSipp({
     name: `uas-${port}`,
     dir,
-    args: ['-sf', join(SIPP_FIXTURES, scenario), '-i', '127.0.0.1', '-p', String(port), '-aa'],
+    args: ['-sf', join(SIPP_FIXTURES, scenario), '-i', '127.0.0.1', '-p', String(port), '-aa', ...extraArgs],
   });
   try {
     await waitUdpPortTaken(port, 5000);
@@ -190,6 +192,8 @@ export interface UacOptions {
   /** How long each call stays up before the caller sends BYE. */
   durationMs: number;
   target?: string;
+  /** Request-URI user (`[service]`), e.g. the extension dialled on an Asterisk node. Default `svc`. */
+  service?: string;
   scenario?: string;
   /** Hard stop for the whole run. */
   timeoutS?: number;
@@ -207,7 +211,7 @@ export function startUac(options: UacOptions): SippRun {
       '-sf',
       join(SIPP_FIXTURES, options.scenario ?? 'uac_rr.xml'),
       '-s',
-      'svc',
+      options.service ?? 'svc',
       '-i',
       '127.0.0.1',
       '-p',

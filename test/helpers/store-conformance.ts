@@ -141,5 +141,61 @@ export function storeConformance(name: string, factory: () => Promise<StoreHandl
       expect(next.seq).toBeGreaterThan(r.seq);
       await again.close();
     });
+
+    it('finds the records of one decision', async () => {
+      const { store } = await open();
+      await store.appendAudit(audit({ decisionId: 'd-1' }));
+      await store.appendAudit(audit({ decisionId: 'd-2', kind: 'Verdict' }));
+      await store.appendAudit(audit({ decisionId: 'd-1', kind: 'Verdict' }));
+      const d1 = await store.queryAudit({ decisionId: 'd-1' });
+      expect(d1.map((r) => r.kind)).toEqual(['Verdict', 'DrainStarting']);
+      expect(await store.queryAudit({ decisionId: 'd-1', kind: 'Verdict' })).toHaveLength(1);
+      expect(await store.queryAudit({ decisionId: 'none' })).toEqual([]);
+    });
+
+    it('keeps effective thresholds per scorer across a reopen and refuses one outside [0, 1]', async () => {
+      const h = await open();
+      expect(await h.store.listThresholds()).toEqual([]);
+      const stat = { scorer: 'stat-v1', threshold: 0.82, falseAlarms: 1, trueAlarms: 0, updatedAt: 1_700_000_000_123 };
+      await h.store.putThreshold(stat);
+      await h.store.putThreshold({ ...stat, scorer: 'tfjs-ae-v1', threshold: 0.7 });
+      await h.store.putThreshold({ ...stat, threshold: 0.84, falseAlarms: 2 });
+      await expect(h.store.putThreshold({ ...stat, threshold: 1.5 })).rejects.toMatchObject({
+        code: 'FORESIGHT_ERR_BAD_REQUEST',
+      });
+      await h.store.close();
+      const again = await h.reopen();
+      await again.init();
+      expect(await again.listThresholds()).toEqual([
+        { ...stat, threshold: 0.84, falseAlarms: 2 },
+        { ...stat, scorer: 'tfjs-ae-v1', threshold: 0.7 },
+      ]);
+      await again.close();
+    });
+
+    it('keeps the newest checkpoint per key across a reopen, listed by kind, the state as it was written', async () => {
+      const h = await open();
+      expect(await h.store.listCheckpoints('features')).toEqual([]);
+      const state = { layout: 'f1-abc', baseline: [[1.5, 2.25, -0.125]], down: false };
+      const cp = (key: string, kind: 'features' | 'scorer', windowEnd: number) => ({
+        key,
+        checkpoint: { kind, nodeId: key.split(':').at(-1)!, windowEnd, ts: 1_700_000_000_000 + windowEnd, state },
+      });
+      await h.store.putCheckpoints([cp('features:ast1', 'features', 10_000), cp('features:ast2', 'features', 10_000)]);
+      await h.store.putCheckpoints([
+        cp('features:ast1', 'features', 20_000),
+        cp('scorer:stat-v1:ast1', 'scorer', 20_000),
+      ]);
+      await h.store.putCheckpoints([]);
+      await h.store.close();
+      const again = await h.reopen();
+      await again.init();
+      expect(await again.listCheckpoints('features')).toEqual([
+        cp('features:ast1', 'features', 20_000),
+        cp('features:ast2', 'features', 10_000),
+      ]);
+      expect(await again.listCheckpoints('scorer')).toEqual([cp('scorer:stat-v1:ast1', 'scorer', 20_000)]);
+      await again.close();
+    });
   });
 }

@@ -99,6 +99,8 @@ function score(nodeId: string, ts: number, risk: number, extra: Partial<NodeScor
     scorer: 'stat-v1',
     observed: true,
     activeCalls: 12,
+    activeCallsSource: 'ami',
+    evidence: { calls: { count: 12, source: 'ami' }, upReported: true, probe: null },
     up: true,
     ...extra,
   };
@@ -145,7 +147,10 @@ describe('InfluxExporter against victoria-metrics (InfluxDB v2 write API)', () =
       windowEnd: t0,
       sampleCount: 40,
       observed: true,
+
       features: { 'host.memory_rss_mb.last': 512.5, 'z.peer.invite_setup_p95': -1.25, 'calls.fail_ratio': Number.NaN },
+
+      evidence: { calls: null, upReported: null, probe: null },
     };
     ex.exportFeatures(vector);
     const audit: AuditRecord = {

@@ -39,6 +39,8 @@ function score(nodeId: string, ts: number): { key: string; value: NodeScore } {
       scorer: 'test-v1',
       observed: true,
       activeCalls: 2,
+      activeCallsSource: 'ami',
+      evidence: { calls: { count: 2, source: 'ami' }, upReported: true, probe: null },
       up: true,
     },
   };

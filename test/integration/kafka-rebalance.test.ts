@@ -2,11 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkajsBus } from '../../src/bus/kafka-kafkajs.js';
 import { PlatformaticBus } from '../../src/bus/kafka-platformatic.js';
 import type { Bus } from '../../src/bus/port.js';
-import { FeatureExtractor } from '../../src/features/extractor.js';
-import { silentLogger } from '../../src/log.js';
+import { PeerBoard } from '../../src/features/peer-board.js';
 import type { FeatureVector, TelemetrySample } from '../../src/messages.js';
-import { FeatureStage } from '../../src/pipeline/stages.js';
+import type { FeatureStage } from '../../src/pipeline/stages.js';
 import { waitFor } from '../helpers/bus-conformance.js';
+import { featureReplica } from '../helpers/feature-replica.js';
 import { deleteTestTopics, KAFKA_BROKERS, kafkaService, uniquePrefix } from './kafka-support.js';
 
 beforeAll(async () => {
@@ -58,23 +58,17 @@ function createBus(client: Client, prefix: string): Bus {
   return client === 'platformatic' ? new PlatformaticBus(options) : new KafkajsBus(options);
 }
 
-function replica(bus: Bus, groupId: string): FeatureStage {
-  let stage: FeatureStage | null = null;
-  const make = () =>
-    new FeatureExtractor({
-      windowMs: WINDOW,
-      allowedLatenessMs: LATENESS,
-      onRejected: (sample, reason) => stage?.reject(sample, reason),
-    });
-  stage = new FeatureStage({
-    bus,
+/** A replica as the sidecar builds it with Kafka: rebuilds on gaining partitions, shares peers through the bus. */
+function replica(bus: Bus, groupId: string, replicaId: string): FeatureStage {
+  const board = new PeerBoard({ windowMs: WINDOW });
+  return featureReplica(bus, {
     groupId,
-    logger: silentLogger(),
-    extractor: make(),
     partitions: PARTITIONS,
-    createExtractor: make,
+    windowMs: WINDOW,
+    allowedLatenessMs: LATENESS,
+    recover: true,
+    peers: { board, replicaId },
   });
-  return stage;
 }
 
 describe.each<Client>(['kafkajs', 'platformatic'])('FeatureStage rebalance on the real broker (%s)', (client) => {
@@ -84,8 +78,8 @@ describe.each<Client>(['kafkajs', 'platformatic'])('FeatureStage rebalance on th
     const busA = createBus(client, prefix);
     const busB = createBus(client, prefix);
     const checker = createBus(client, prefix);
-    const a = replica(busA, groupId);
-    const b = replica(busB, groupId);
+    const a = replica(busA, groupId, 'a');
+    const b = replica(busB, groupId, 'b');
     try {
       await busA.ensureTopics();
       await busB.ensureTopics();
@@ -153,6 +147,9 @@ describe.each<Client>(['kafkajs', 'platformatic'])('FeatureStage rebalance on th
           const list = seen.get(`${nodeId}@${t0 + w * WINDOW}`) ?? [];
           expect(list.length, `${nodeId} window ${w}`).toBe(1);
           expect(list[0]?.sampleCount, `${nodeId} window ${w}`).toBe(countFor(n, w));
+          // Peers cover the whole set whichever replica holds the node: from the other replica's vectors while both
+          // run (from window 2: window 0 closes before either has seen the other's), from its own after the takeover.
+          if (w >= 2) expect(list[0]?.features['peers.observed'], `${nodeId} window ${w}`).toBe(NODES.length - 1);
         }
       });
       expect(b.counters.out).toBeGreaterThan(0);

@@ -93,6 +93,8 @@ describe.each(Object.keys(CLIENTS) as (keyof typeof CLIENTS)[])('kafka bus over 
                   scorer: 'test-v1',
                   observed: true,
                   activeCalls: 0,
+                  activeCallsSource: 'ami',
+                  evidence: { calls: { count: 0, source: 'ami' }, upReported: true, probe: null },
                   up: true,
                 },
               });

@@ -62,8 +62,18 @@ describe('foresight run as a sidecar', () => {
         },
         45_000,
         150,
-      ).catch((err: unknown) => {
-        throw new Error(`${String(err)}; seen ${JSON.stringify(Object.fromEntries(seen))}`);
+      ).catch(async (err: unknown) => {
+        // What to look at when a source stays silent: the sources that failed to start (a HEP port held by another
+        // process fails only that source), readiness, the caller's stats and Kamailio's view of the backends.
+        const startFailures = sidecar
+          .logTail(200_000)
+          .split('\n')
+          .filter((l) => l.includes('failed to start'));
+        const ready = await sidecar.readyz().catch((e: unknown) => String(e));
+        const list = await stack.lab.dispatcher.list().catch((e: unknown) => String(e));
+        throw new Error(
+          `${String(err)}; seen ${JSON.stringify(Object.fromEntries(seen))}; source start failures ${JSON.stringify(startFailures)}; readyz ${JSON.stringify(ready)}; caller ${JSON.stringify(uac.stats())}; dispatcher ${JSON.stringify(list)}`,
+        );
       });
     } finally {
       await uac.exited.catch(() => undefined);

@@ -96,6 +96,22 @@ describe('HEP from Kamailio siptrace against SIPp backends', () => {
     const st = collector.stats();
     expect(st.rejected).toEqual({ short: 0, magic: 0, truncated: 0, bad_chunk: 0, incomplete: 0 });
     expect(st.notSip).toBe(0);
+    // Every call was answered and hung up: each opened one dialog on its backend, and its BYE closed it.
+    console.log('dialogs', st.dialogs, collector.dialogs());
+    expect(st.dialogs).toMatchObject({ opened: 9, closed: 9, active: 0, untagged2xx: 0, reopenRefused: 0, evicted: 0 });
+    // While the calls were up (about two at a time), the emitted lower bound showed them.
+    const seen = samples.filter((x) => x.metric === 'sip.dialogs_seen').map((x) => x.value);
+    console.log('sip.dialogs_seen: max', Math.max(...seen), 'of', seen.length, 'samples');
+    expect(Math.max(...seen)).toBeGreaterThanOrEqual(1);
+    expect(samples.some((x) => x.metric === 'sip.dialogs_active')).toBe(false);
+    // Seen for seconds, not for the 30 min warm-up: a count, but only a lower bound. The dead ast4 is observed too:
+    // Kamailio's pings toward it are mirrored, so an INVITE toward it would be as well.
+    expect(collector.dialogs().map((d) => [d.nodeId, d.active, d.state])).toEqual([
+      ['ast1', 0, 'warming_up'],
+      ['ast2', 0, 'warming_up'],
+      ['ast3', 0, 'warming_up'],
+      ['ast4', 0, 'warming_up'],
+    ]);
   });
 
   it('sees unanswered pings to a dead destination as retransmissions, timeouts and dispatcher TIMEOUTs', async () => {

@@ -4,10 +4,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkajsBus } from '../../src/bus/kafka-kafkajs.js';
 import { runTrain } from '../../src/cli/train.js';
-import { SimulatedCluster } from '../../src/ingest/simulator/index.js';
 import { silentLogger } from '../../src/log.js';
 import type { TelemetrySample } from '../../src/messages.js';
-import { loadModelArtefact } from '../../src/models/artefact.js';
+import { loadModelArtefact } from '../../src/models/artefact/format.js';
+import { SimulatedCluster } from '../../src/sim/index.js';
 import { deleteTestTopics, KAFKA_BROKERS, kafkaService, uniquePrefix } from './kafka-support.js';
 
 /**

@@ -419,6 +419,25 @@ describe('ActionEngine durability and reconciliation', () => {
     expect(h.audits.some((a) => a.kind === 'ManualOverrideDetected')).toBe(false);
   });
 
+  it("re-applies a drain that Kamailio's own failure handling turned into trying or inactive, recording no override", async () => {
+    const h = await harness();
+    await h.start();
+    await h.engine.drain('ast1', op);
+    // ds_mark_dst("tp") in a failure_route, for a call sent before the drain that failed after it: TP takes calls.
+    h.dispatcher.setByHand(h.uri('ast1'), 'trying', true);
+    await h.engine.tick(T0 + STEP);
+    expect(h.dispatcher.stateOf(h.uri('ast1'))).toBe('disabled');
+    const reapplied = h.audits.filter((a) => a.kind === 'StateReapplied' && a.nodeId === 'ast1');
+    expect(reapplied).toHaveLength(1);
+    expect(reapplied[0]!.reason).toMatch(/failure handling marked the drained node TP/);
+    expect(reapplied[0]!.details.evidence).toMatchObject({ by: 'proxy_failure_marking', flags: 'TP' });
+    h.dispatcher.setByHand(h.uri('ast1'), 'inactive', true);
+    await h.engine.tick(T0 + 2 * STEP);
+    expect(h.dispatcher.stateOf(h.uri('ast1'))).toBe('disabled');
+    expect(h.audits.some((a) => a.kind === 'ManualOverrideDetected')).toBe(false);
+    expect(h.engine.nodeRecords().find((r) => r.nodeId === 'ast1')).toMatchObject({ state: 'draining' });
+  });
+
   it('treats a single drained node back to file defaults as a reset, but a kamcmd `set_state a` as a manual override', async () => {
     const h = await harness();
     await h.start();

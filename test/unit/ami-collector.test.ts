@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { AmiCollector, type AmiCollectorOptions } from '../../src/ingest/ami/collector.js';
-import { samplesFromEvent } from '../../src/ingest/ami/events.js';
+import { HangupCauses, samplesFromEvent } from '../../src/ingest/ami/events.js';
 import { AmiFrameDecoder } from '../../src/ingest/ami/frame.js';
 import { isMetricName, type MetricName, type TelemetrySample } from '../../src/messages.js';
 import { AmiReplayServer, type AmiReplayServerOptions, loadAmiFixture } from '../helpers/ami-replay-server.js';
@@ -64,6 +64,44 @@ describe('event mapping', () => {
     expect(map('events-calls').every((s) => s.source === 'ami' && s.nodeId === 'ast1' && s.ts === 1000)).toBe(true);
   });
 
+  describe('normal ends captured from a real Asterisk 22.10.1 node', () => {
+    const classify = (fixture: string, causes?: HangupCauses) =>
+      decode(fixture)
+        .flatMap((f) => samplesFromEvent(f, 1000, { nodeId: 'ast1', callChannelPrefix: 'PJSIP/kamailio-' }, causes))
+        .map((x) => `${x.metric}=${x.value}`);
+
+    it('a caller BYE: Hangup says Cause 0, the SoftHangupRequest before it 16; counted completed', () => {
+      const hangup = decode('asterisk22-caller-bye').find((f) => f.fields.event === 'Hangup');
+      expect(hangup?.fields).toMatchObject({ cause: '0', 'cause-txt': 'Unknown', channelstate: '6' });
+      // On the Hangup alone this normal end looked abnormal; the request's cause makes it completed.
+      expect(classify('asterisk22-caller-bye')).toEqual(['calls.started=1', 'hangup.abnormal=1']);
+      const causes = new HangupCauses();
+      expect(classify('asterisk22-caller-bye', causes)).toEqual(['calls.started=1', 'calls.completed=1']);
+      expect(causes.size).toBe(0);
+    });
+
+    it('a dialplan Hangup(): Cause 16 on the Hangup itself; counted completed', () => {
+      expect(classify('asterisk22-callee-hangup', new HangupCauses())).toEqual([
+        'calls.started=1',
+        'calls.completed=1',
+      ]);
+    });
+  });
+
+  it('HangupCauses: a non-zero cause on the Hangup wins; unknown stays unknown; memory is bounded', () => {
+    const causes = new HangupCauses();
+    causes.request({ uniqueid: 'a', cause: '16' });
+    expect(causes.take({ uniqueid: 'a', cause: '41' })).toBe(41);
+    expect(causes.take({ uniqueid: 'b', cause: '0' })).toBe(0);
+    expect(causes.take({ uniqueid: 'c' })).toBeNull();
+    causes.request({ uniqueid: 'd' }); // a HangupRequest without a cause is nothing to remember
+    expect(causes.size).toBe(0);
+    for (let i = 0; i < 10_005; i++) causes.request({ uniqueid: `x${i}`, cause: '16' });
+    expect(causes.size).toBe(10_000);
+    expect(causes.take({ uniqueid: 'x0', cause: '0' })).toBe(0); // the oldest was forgotten
+    expect(causes.take({ uniqueid: 'x10004', cause: '0' })).toBe(16);
+  });
+
   it('filters calls by channel prefix', () => {
     expect(map('events-calls', { callChannelPrefix: 'PJSIP/other-' })).toEqual([]);
   });
@@ -90,7 +128,7 @@ describe('AmiCollector against the replay server', () => {
     await until(() => of('taskprocessor.max_queue').length > 0, 'first poll');
     expect(of('node.up')).toContain(1);
     expect(of('channels.active')).toEqual([2]);
-    expect(of('taskprocessor.max_queue')).toEqual([7]);
+    expect(of('taskprocessor.max_queue')).toEqual([12]);
     const login = server.actions('login')[0];
     expect(login?.fields.username).toBe('sidecar');
     expect(server.actions('events')[0]?.fields.eventmask).toBe('system,call,reporting');
@@ -107,6 +145,16 @@ describe('AmiCollector against the replay server', () => {
     expect(stats).toMatchObject({ state: 'up', up: true, connects: 1 });
     expect(stats.deviceStates).toEqual({ 'PJSIP/kamailio': 'NOT_INUSE' });
     expect(JSON.stringify(stats)).not.toContain('good'); // the secret never reaches the health counters
+  });
+
+  it('counts a real caller BYE (Hangup Cause 0) as completed: causes are kept per session', async () => {
+    const { server, collector, of } = await setup();
+    await until(() => collector.stats().up, 'login');
+    server.sendEvents('asterisk22-caller-bye');
+    server.sendEvents('asterisk22-callee-hangup');
+    await until(() => of('calls.completed').length === 2, 'both hangups');
+    expect(of('calls.started')).toEqual([1, 1]);
+    expect(of('hangup.abnormal')).toEqual([]);
   });
 
   it('parses the legacy Follows form of the taskprocessor command', async () => {

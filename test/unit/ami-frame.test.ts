@@ -176,16 +176,17 @@ describe('taskprocessor parsing', () => {
     ]);
     const [modern, legacy] = frames as [AmiFrame, AmiFrame];
     const rows = parseTaskprocessors(commandOutput(modern));
-    expect(rows).toHaveLength(5);
-    expect(rows[1]).toEqual({
-      name: 'pjsip/distributor-00000021',
-      processed: 88412,
-      inQueue: 0,
-      maxDepth: 12,
+    // Recorded from a 22.x lab node whose realtime database was slow (test/fixtures/ami/README.md): 68 rows.
+    expect(rows).toHaveLength(68);
+    expect(rows.find((r) => r.name === 'pjsip/distributor-0000001d')).toEqual({
+      name: 'pjsip/distributor-0000001d',
+      processed: 26,
+      inQueue: 12,
+      maxDepth: 6,
       lowWater: 450,
       highWater: 500,
     });
-    expect(maxTaskprocessorQueue(commandOutput(modern))).toBe(7);
+    expect(maxTaskprocessorQueue(commandOutput(modern))).toBe(12);
     expect(maxTaskprocessorQueue(commandOutput(legacy))).toBe(899);
   });
 

@@ -39,7 +39,10 @@ describe('nodes', () => {
         windowEnd: T0 + 10_000,
         sampleCount: 9,
         observed: true,
+
         features: { f: 1 },
+
+        evidence: { calls: null, upReported: null, probe: null },
       },
     ]);
     const res = await app.inject({ method: 'GET', url: '/api/nodes', headers: VIEW });
@@ -195,6 +198,33 @@ describe('actions', () => {
       payload: { verdict: 'maybe', reason: 'x' },
     });
     expect(bad.statusCode).toBe(400);
+  });
+
+  it('clears a manual override with a reason, as the operator who asked, and refuses it without one', async () => {
+    const { app, actions } = setup();
+    const ok = await app.inject({
+      method: 'POST',
+      url: '/api/nodes/ast1/clear-override',
+      headers: OP,
+      payload: { reason: 'kamcmd change was mine; Foresight may drive it again' },
+    });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json().audit).toMatchObject({ nodeId: 'ast1', kind: 'OverrideCleared' });
+    expect(actions.calls.at(-1)).toMatchObject({ action: 'clearOverride', id: 'ast1' });
+    const missing = await app.inject({
+      method: 'POST',
+      url: '/api/nodes/ast1/clear-override',
+      headers: OP,
+      payload: {},
+    });
+    expect(missing.statusCode).toBe(400);
+    const viewer = await app.inject({
+      method: 'POST',
+      url: '/api/nodes/ast1/clear-override',
+      headers: VIEW,
+      payload: { reason: 'r' },
+    });
+    expect(viewer.statusCode).toBe(403);
   });
 
   it('rate-limits mutations per actor', async () => {

@@ -15,7 +15,10 @@ const valid: { [K in TopicName]: TopicMap[K] } = {
     windowEnd: 10_000,
     sampleCount: 12,
     observed: true,
+
     features: { 'calls.failed.rate': 0.1, 'memory.slope': 0 },
+
+    evidence: { calls: null, upReported: null, probe: null },
   },
   scores: {
     nodeId: 'ast1',
@@ -27,6 +30,8 @@ const valid: { [K in TopicName]: TopicMap[K] } = {
     scorer: 'stat-v1',
     observed: true,
     activeCalls: 14,
+    activeCallsSource: 'ami',
+    evidence: { calls: { count: 14, source: 'ami' }, upReported: true, probe: null },
     up: true,
   },
   actions: {
@@ -49,6 +54,7 @@ const valid: { [K in TopicName]: TopicMap[K] } = {
     payload: '{oops',
     ts: 1,
   },
+  state: { kind: 'scorer', nodeId: 'ast1', windowEnd: 10_000, ts: 10_050, state: { streak: 3 } },
 };
 
 /** One broken variant per topic, each breaking a different rule. */
@@ -75,6 +81,11 @@ const broken: { [K in TopicName]: [string, Record<string, unknown>][] } = {
     ['details missing', { ...valid.actions, details: undefined }],
   ],
   deadletter: [['offset as number', { ...valid.deadletter, offset: 17 }]],
+  state: [
+    ['unknown kind', { ...valid.state, kind: 'engine' }],
+    ['state missing', { ...valid.state, state: null }],
+    ['windowEnd NaN', { ...valid.state, windowEnd: null }],
+  ],
 };
 
 const sampleArb: fc.Arbitrary<TelemetrySample> = fc.record({

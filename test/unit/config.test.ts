@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { proxyEndpoints } from '../../src/actions/dispatcher/endpoints.js';
 import {
   ConfigError,
   loadConfig,
@@ -52,9 +53,46 @@ describe('config', () => {
       }),
     );
     expect(issues.map((i) => i.path).sort()).toEqual(['/actions/guardrails/recoverThreshold', '/api/openLocalMode']);
-    expect(issuesOf(() => parseConfig({ mode: 'sidecar' }))[0]?.path).toBe('/nodes');
+    expect(issuesOf(() => parseConfig({ mode: 'sidecar' })).map((i) => i.path)).toEqual([
+      '/nodes',
+      '/actions/dispatcher/kind',
+    ]);
+    // A sidecar that leaves the dispatcher kind out would drain a stand-in list while Kamailio keeps routing.
+    const node = { id: 'a', uri: 'sip:127.0.0.1:5071' };
+    expect(issuesOf(() => parseConfig({ mode: 'sidecar', nodes: [node] }))[0]?.message).toMatch(
+      /explicit dispatcher kind/,
+    );
+    expect(
+      parseConfig({ mode: 'sidecar', nodes: [node], actions: { dispatcher: { kind: 'simulated' } } }).actions.dispatcher
+        .kind,
+    ).toBe('simulated');
     const dup = { id: 'a', uri: 'sip:127.0.0.1:5071' };
     expect(issuesOf(() => parseConfig({ mode: 'sidecar', nodes: [dup, dup] }))[0]?.message).toMatch(/duplicate/);
+  });
+
+  it('takes one Kamailio endpoint (rpcUrl) or several (rpcUrls), not both', () => {
+    const a = 'http://127.0.0.1:5080/RPC';
+    const b = 'http://127.0.0.1:5180/RPC';
+    const dispatcher = (d: object) => ({
+      mode: 'sidecar',
+      nodes: [{ id: 'a', uri: 'sip:127.0.0.1:5071' }],
+      actions: { dispatcher: { kind: 'kamailio', ...d } },
+    });
+    expect(proxyEndpoints(parseConfig({}).actions.dispatcher)).toEqual([{ name: 'proxy1', url: a }]);
+    expect(
+      proxyEndpoints(parseConfig(dispatcher({ rpcUrls: [a, { name: 'kam-b', url: b }] })).actions.dispatcher),
+    ).toEqual([
+      { name: 'proxy1', url: a },
+      { name: 'kam-b', url: b },
+    ]);
+    expect(issuesOf(() => parseConfig(dispatcher({ rpcUrl: a, rpcUrls: [b] })))).toEqual([
+      { path: '/actions/dispatcher/rpcUrls', message: expect.stringMatching(/not both/) },
+    ]);
+    expect(issuesOf(() => parseConfig(dispatcher({ rpcUrls: [a, a] })))[0]?.message).toMatch(/duplicate proxy URL/);
+    expect(issuesOf(() => parseConfig(dispatcher({ rpcUrls: [] }))).length).toBeGreaterThan(0);
+    // From the environment, as JSON.
+    const env = overlayEnv({}, { FORESIGHT_ACTIONS__DISPATCHER__RPC_URLS: JSON.stringify([a, b]) });
+    expect(parseConfig(env).actions.dispatcher.rpcUrls).toEqual([a, b]);
   });
 
   it('overlays environment variables onto nested camelCase keys', () => {
@@ -65,11 +103,17 @@ describe('config', () => {
         FORESIGHT_ACTIONS__GUARDRAILS__MIN_ACTIVE: '3',
         FORESIGHT_BUS__KAFKA__BROKERS: '["b1:9092","b2:9092"]',
         FORESIGHT_LOG_LEVEL: 'debug',
+        // Other tools' variables (test switches, the service scripts) are not config.
+        FORESIGHT_KEEP_SIPP_LOGS: '1',
+        FORESIGHT_KAMAILIO_SIP_PORT: '5160',
         OTHER: 'x',
       },
     );
+    expect(Object.keys(raw).sort()).toEqual(['actions', 'api', 'bus']);
     const config = parseConfig(raw);
     expect(config.api.port).toBe(9090);
+    // A typo below a known key is still refused.
+    expect(() => parseConfig(overlayEnv({}, { FORESIGHT_API__PROT: '1' }))).toThrow(/api/);
     expect(config.actions.guardrails.minActive).toBe(3);
     expect(config.bus.kafka.brokers).toEqual(['b1:9092', 'b2:9092']);
   });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_GUARDRAILS } from '../../src/actions/guardrails.js';
+import { DEFAULT_GUARDRAILS } from '../../src/core/guardrails.js';
 import type { ScoredSeries } from '../../src/eval/collect.js';
 import { type EvalLabel, parseLabels } from '../../src/eval/labels.js';
 import { classifyDrains, scoreDetector, summarize } from '../../src/eval/metrics.js';
@@ -103,13 +103,18 @@ describe('evaluation metrics', () => {
     expect(sum.callsAtRisk).toBe(30);
   });
 
-  it('a risk that is always high drains nodes falsely, and the guardrails bound how many', () => {
+  it('a risk that is always high on every node is a shared fault: nothing is drained, the refusal says so', () => {
     const s = series(4, WINDOWS, () => 0.99);
     const { drains, refusals } = runPolicy(s, s.risk[0]!, [], SETTINGS);
-    expect(drains.length).toBeGreaterThan(0);
-    // At most one node out of the set at a time.
-    for (let i = 1; i < drains.length; i++) expect(drains[i]!.ts).toBeGreaterThanOrEqual(drains[i - 1]!.backAt);
-    expect(Object.keys(refusals).length).toBeGreaterThan(0);
+    expect(drains).toEqual([]);
+    expect(refusals.shared_fault).toBeGreaterThan(0);
+  });
+
+  it('one node always high is drained once: the restart does not cure it, so it stays out (quarantined), never cycled', () => {
+    const s = series(4, WINDOWS, (n) => (n === 0 ? 0.99 : 0.05));
+    const { drains } = runPolicy(s, s.risk[0]!, [], SETTINGS);
+    expect(drains.map((d) => d.nodeId)).toEqual(['ast1']);
+    expect(drains[0]!.backAt).toBe(s.ts[s.ts.length - 1]);
     expect(evaluate(s, [], drains).precision).toBe(0);
   });
 

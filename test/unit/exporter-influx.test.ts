@@ -15,6 +15,8 @@ const baseScore: NodeScore = {
   scorer: 'stat-v1',
   observed: true,
   activeCalls: 17,
+  activeCallsSource: 'ami',
+  evidence: { calls: { count: 17, source: 'ami' }, upReported: true, probe: null },
   up: true,
 };
 
@@ -40,7 +42,10 @@ describe('line protocol of each message', () => {
       windowEnd: 11_000,
       sampleCount: 5,
       observed: true,
+
       features: { 'host.cpu_pct.mean': 12.5, 'z.self.db_query_p95': Number.POSITIVE_INFINITY, 'calls.fail_ratio': 0 },
+
+      evidence: { calls: null, upReported: null, probe: null },
     };
     expect(featureLine(v)).toBe('foresight_features,node=ast2,set=3 calls.fail_ratio=0,host.cpu_pct.mean=12.5 11000');
   });
@@ -53,7 +58,10 @@ describe('line protocol of each message', () => {
       windowEnd: 10,
       sampleCount: 0,
       observed: false,
+
       features: { a: Number.NaN },
+
+      evidence: { calls: null, upReported: null, probe: null },
     };
     expect(featureLine(v)).toBeNull();
   });
@@ -87,7 +95,7 @@ describe('line protocol of each message', () => {
           timeToFailureS: fc.option(num),
           scorer: fc.string(),
           observed: fc.boolean(),
-          activeCalls: num,
+          activeCalls: fc.option(num),
           up: fc.boolean(),
         }),
         fc.record({
@@ -100,7 +108,12 @@ describe('line protocol of each message', () => {
           dryRun: fc.boolean(),
         }),
         (s, a) => {
-          const line = scoreLine({ ...s, explanation: [] });
+          const line = scoreLine({
+            ...s,
+            explanation: [],
+            activeCallsSource: s.activeCalls === null ? null : 'ami',
+            evidence: { calls: null, upReported: null, probe: null },
+          });
           if (line !== null) {
             expect(line.startsWith(`${INFLUX_SCHEMA.scores.measurement},`)).toBe(true);
             expect(line).not.toContain('\n');

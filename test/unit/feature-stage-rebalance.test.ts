@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryBus } from '../../src/bus/memory.js';
 import { partitionForKey } from '../../src/bus/port.js';
-import { FeatureExtractor } from '../../src/features/extractor.js';
-import { silentLogger } from '../../src/log.js';
 import type { FeatureVector, TelemetrySample } from '../../src/messages.js';
-import { FeatureStage } from '../../src/pipeline/stages.js';
+import type { FeatureStage } from '../../src/pipeline/stages.js';
+import { collectFeatures, featureReplica } from '../helpers/feature-replica.js';
 
 const PARTITIONS = 4;
 const WINDOW = 1000;
@@ -47,35 +46,19 @@ async function publish(bus: MemoryBus, samples: TelemetrySample[]): Promise<void
 }
 
 function replica(bus: MemoryBus, recover: boolean): FeatureStage {
-  let stage: FeatureStage | null = null;
-  const make = () =>
-    new FeatureExtractor({
-      windowMs: WINDOW,
-      allowedLatenessMs: LATENESS,
-      onRejected: (sample, reason) => stage?.reject(sample, reason),
-    });
-  stage = new FeatureStage({
-    bus,
+  return featureReplica(bus, {
     groupId: 'fs',
-    logger: silentLogger(),
-    extractor: make(),
     partitions: PARTITIONS,
-    ...(recover ? { createExtractor: make } : {}),
+    windowMs: WINDOW,
+    allowedLatenessMs: LATENESS,
+    recover,
   });
-  return stage;
 }
 
 /** Runs: A alone; B joins mid-window 3; B leaves mid-window 6; A alone to the end. Returns every emitted vector. */
 async function scenario(recover: boolean): Promise<{ vectors: FeatureVector[]; a: FeatureStage; b: FeatureStage }> {
   const bus = new MemoryBus({ partitions: PARTITIONS, retainCommitted: 100_000 });
-  const vectors: FeatureVector[] = [];
-  await bus.subscribe(
-    'features',
-    async (batch) => {
-      for (const r of batch) vectors.push(r.value);
-    },
-    { groupId: 'check', fromBeginning: true },
-  );
+  const vectors = await collectFeatures(bus);
   const a = replica(bus, recover);
   const b = replica(bus, recover);
   await a.start();

@@ -9,7 +9,14 @@ import {
   type RejectReason,
 } from '../../src/features/index.js';
 import { syntheticTicks } from '../../src/features/synthetic.js';
-import { type FeatureVector, METRICS, type MetricName, type TelemetrySample } from '../../src/messages.js';
+import {
+  type FeatureVector,
+  METRICS,
+  type MetricName,
+  MODEL_METRIC_NAMES,
+  type TelemetrySample,
+  type WindowEvidence,
+} from '../../src/messages.js';
 
 const W = 10_000;
 const LATENESS = 2000;
@@ -22,15 +29,18 @@ function close(a: number, b: number): boolean {
 /** The obvious, slow aggregation: group by node and window, then compute each aggregate from the raw list. */
 function reference(arrivals: TelemetrySample[], nodeId: string, windowStart: number, carry: Map<string, number>) {
   const out = new Map<string, number>();
-  const inWindow = arrivals.filter((s) => s.nodeId === nodeId && s.ts >= windowStart && s.ts < windowStart + W);
-  if (inWindow.length === 0) return { features: out, count: 0 };
+  const all = arrivals.filter((s) => s.nodeId === nodeId && s.ts >= windowStart && s.ts < windowStart + W);
+  const evidence = referenceEvidence(all);
+  // Evidence-only samples (Foresight's probes, its dialog count) do not make a window observed.
+  const inWindow = all.filter((s) => MODEL_METRIC_NAMES.includes(s.metric));
+  if (inWindow.length === 0) return { features: out, count: 0, evidence };
   // node.up going from below 0.5 to at least 0.5 between observed windows is a restart: carried values are forgotten.
   const ups = inWindow.filter((s) => s.metric === 'node.up');
   let up = carry.get('node.up') ?? 1;
   if (ups.length > 0) up = ups.reduce((last, s) => (s.ts >= last.ts ? s : last)).value;
   if (up >= 0.5 && carry.get('down') === 1) carry.clear();
   carry.set('down', up >= 0.5 ? 0 : 1);
-  for (const metric of Object.keys(METRICS) as MetricName[]) {
+  for (const metric of MODEL_METRIC_NAMES) {
     const values = inWindow.filter((s) => s.metric === metric);
     const kind = METRICS[metric].kind;
     if (kind === 'counter') {
@@ -58,7 +68,45 @@ function reference(arrivals: TelemetrySample[], nodeId: string, windowStart: num
       for (const agg of ['p50', 'p95', 'max']) out.set(`${metric}.${agg}`, carry.get(`${metric}.${agg}`) ?? 0);
     }
   }
-  return { features: out, count: inWindow.length };
+  return { features: out, count: inWindow.length, evidence };
+}
+
+/** The evidence a window reported: latest counts and liveness, summed probes; null for what nobody said. */
+function referenceEvidence(inWindow: TelemetrySample[]): WindowEvidence {
+  const latest = (metric: MetricName) =>
+    inWindow
+      .filter((s) => s.metric === metric)
+      .reduce<TelemetrySample | null>((l, s) => (l === null || s.ts >= l.ts ? s : l), null);
+  const ami = latest('channels.active');
+  const sip = latest('sip.dialogs_active');
+  const seen = latest('sip.dialogs_seen');
+  const up = latest('node.up');
+  const sum = (metric: MetricName) => inWindow.filter((s) => s.metric === metric).reduce((a, s) => a + s.value, 0);
+  const rtts = inWindow
+    .filter((s) => s.metric === 'probe.options_rtt_ms')
+    .map((s) => s.value)
+    .sort((a, b) => a - b);
+  const sent = sum('probe.options_sent');
+  const lost = sum('probe.options_lost');
+  return {
+    calls: ami
+      ? { count: Math.max(0, ami.value), source: 'ami' }
+      : sip
+        ? { count: Math.max(0, sip.value), source: 'sip' }
+        : seen && seen.value > 0
+          ? { count: seen.value, source: 'sip' }
+          : null,
+    upReported: up ? up.value >= 0.5 : null,
+    probe:
+      sent > 0 || lost > 0
+        ? {
+            sent,
+            lost,
+            replies5xx: sum('probe.options_5xx'),
+            rttMsP50: rtts.length ? rtts[(rtts.length - 1) >> 1]! : null,
+          }
+        : null,
+  };
 }
 
 const NODES = ['n1', 'n2', 'n3'];
@@ -70,6 +118,11 @@ const METRIC_POOL: MetricName[] = [
   'node.up',
   'sip.invite_setup_ms',
   'db.query_ms',
+  'sip.dialogs_active',
+  'sip.dialogs_seen',
+  'probe.options_sent',
+  'probe.options_lost',
+  'probe.options_rtt_ms',
 ];
 
 const sampleArb = fc.record({
@@ -114,6 +167,7 @@ describe('FeatureExtractor window aggregation', () => {
             const ref = reference(arrivals, v.nodeId, v.windowStart, carries.get(v.nodeId)!);
             expect(v.sampleCount).toBe(ref.count);
             expect(v.observed).toBe(ref.count > 0);
+            expect({ key, evidence: v.evidence }).toEqual({ key, evidence: ref.evidence });
             if (!v.observed) continue;
             for (const [name, want] of ref.features) {
               if (!close(v.features[name]!, want))

@@ -9,7 +9,7 @@ import {
   percentCap,
   summarizeSets,
   validateGuardrails,
-} from '../../src/actions/guardrails.js';
+} from '../../src/core/guardrails.js';
 import { LIFECYCLE_STATES } from '../../src/messages.js';
 import { harness, makeNodes, STEP, score, T0 } from '../helpers/action-harness.js';
 
@@ -219,7 +219,8 @@ describe('guardrail invariants on the running engine (random risk streams, sever
         const nodes = makeNodes(s.perSet);
         const pinned = new Set(nodes.filter((_, i) => s.pinnedMask[i]).map((n) => n.nodeId));
         const violations: string[] = [];
-        const autoDrains: { nodeId: string; ts: number }[] = [];
+        const autoDrains: { nodeId: string; ts: number; probation: boolean }[] = [];
+        const returnedAt = new Map<string, number>();
         let h: Awaited<ReturnType<typeof harness>> | null = null;
         h = await harness({
           nodes,
@@ -227,12 +228,19 @@ describe('guardrail invariants on the running engine (random risk streams, sever
           lifecycle: { consecutiveWindows: s.k, recoverWindows: 1 },
           timeouts: { drainMs: 2 * STEP, restartMs: 2 * STEP, recoverMs: 10 * STEP },
           onAudit: (r) => {
+            if (r.kind === 'NodeReturned') returnedAt.set(r.nodeId, r.ts);
             if (r.kind !== 'DrainStarting' || r.actor !== 'auto' || !h) return;
             const e = h.engine.explain(r.nodeId);
             if (!e.lastScore?.observed) violations.push(`unobserved ${r.nodeId} drained`);
             if ((e.lastScore?.risk ?? 0) < THRESHOLD) violations.push(`low-risk ${r.nodeId} drained`);
             if (pinned.has(r.nodeId)) violations.push(`pinned ${r.nodeId} drained`);
-            autoDrains.push({ nodeId: r.nodeId, ts: r.ts });
+            // A re-drain in probation may skip the cooldown, and only then: the node came back within probationMs.
+            const probation = (r.details.evidence as { probation?: boolean } | undefined)?.probation === true;
+            const back = returnedAt.get(r.nodeId);
+            if (probation && (back === undefined || r.ts - back >= h.engine.lifecyclePolicy().probationMs)) {
+              violations.push(`${r.nodeId} drained as on probation outside probation`);
+            }
+            autoDrains.push({ nodeId: r.nodeId, ts: r.ts, probation });
           },
         });
         await h.engine.init();
@@ -262,7 +270,7 @@ describe('guardrail invariants on the running engine (random risk streams, sever
         const byNode = new Map<string, number>();
         for (const d of autoDrains) {
           const prev = byNode.get(d.nodeId);
-          if (prev !== undefined && d.ts - prev < s.config.cooldownMs)
+          if (prev !== undefined && !d.probation && d.ts - prev < s.config.cooldownMs)
             violations.push(`cooldown broken on ${d.nodeId}`);
           byNode.set(d.nodeId, d.ts);
         }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MemoryBus } from '../../src/bus/memory.js';
-import { compareSamples, telemetrySlices } from '../../src/cli/kafka-telemetry.js';
+import { compareSamples, telemetrySlices } from '../../src/bus/telemetry-range.js';
 import type { TelemetrySample } from '../../src/messages.js';
 
 const T0 = Date.UTC(2026, 10, 20);

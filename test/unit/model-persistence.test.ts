@@ -2,15 +2,20 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FeatureExtractor } from '../../src/features/extractor.js';
 import { FEATURE_NAMES } from '../../src/features/names.js';
-import { SimulatedCluster } from '../../src/ingest/simulator/index.js';
-import type { IncidentPlan } from '../../src/ingest/simulator/options.js';
 import type { FeatureVector, NodeScore, TelemetrySample } from '../../src/messages.js';
-import { loadModelArtefact, type ModelArtefact } from '../../src/models/artefact.js';
-import { buildAutoencoder, reconstructionErrors, rowMeans } from '../../src/models/autoencoder.js';
-import { CONTEXT_FEATURES, fitNormalisation, NEUTRAL_SCALE, normaliseRows } from '../../src/models/autoencoder-norm.js';
-import { AutoencoderRunner } from '../../src/models/autoencoder-runner.js';
-import { loadTf } from '../../src/models/tf-backend.js';
-import { TfjsScorer, type TfjsScorerOptions, UNSUSTAINED_CAP } from '../../src/models/tfjs-scorer.js';
+import { loadModelArtefact, type ModelArtefact } from '../../src/models/artefact/format.js';
+import { buildAutoencoder, reconstructionErrors, rowMeans } from '../../src/models/autoencoder/network.js';
+import {
+  CONTEXT_FEATURES,
+  fitNormalisation,
+  NEUTRAL_SCALE,
+  normaliseRows,
+} from '../../src/models/autoencoder/normalisation.js';
+import { AutoencoderRunner } from '../../src/models/autoencoder/runner.js';
+import { loadTf } from '../../src/models/autoencoder/tf-backend.js';
+import { TfjsScorer, type TfjsScorerOptions, UNSUSTAINED_CAP } from '../../src/models/scorers/tfjs-scorer.js';
+import { SimulatedCluster } from '../../src/sim/index.js';
+import type { IncidentPlan } from '../../src/sim/options.js';
 
 const DEFAULT_MODEL = path.join(import.meta.dirname, '../../models/default');
 const START = Date.UTC(2024, 3, 8, 10);

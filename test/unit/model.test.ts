@@ -7,17 +7,24 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { ForesightError } from '../../src/errors.js';
 import { FEATURE_NAMES } from '../../src/features/names.js';
-import { SimulatedCluster } from '../../src/ingest/simulator/index.js';
 import { silentLogger } from '../../src/log.js';
 import type { FeatureVector } from '../../src/messages.js';
-import { loadModelArtefact, type ModelArtefact, sha256Hex, validateManifest } from '../../src/models/artefact.js';
-import { buildAutoencoder, trainAutoencoder } from '../../src/models/autoencoder.js';
-import { buildCalibration, riskFromError } from '../../src/models/calibration.js';
-import { createScorerWithInfo } from '../../src/models/factory.js';
-import { enforceScoreContract } from '../../src/models/scorer.js';
-import { loadTf } from '../../src/models/tf-backend.js';
-import { TfjsScorer } from '../../src/models/tfjs-scorer.js';
-import { collectFromSimulator, spansFromVerdicts, WindowCollector } from '../../src/models/train.js';
+import {
+  loadModelArtefact,
+  type ModelArtefact,
+  sha256Hex,
+  validateManifest,
+} from '../../src/models/artefact/format.js';
+import { buildCalibration, riskFromError } from '../../src/models/autoencoder/calibration.js';
+import { buildAutoencoder, trainAutoencoder } from '../../src/models/autoencoder/network.js';
+import { loadTf } from '../../src/models/autoencoder/tf-backend.js';
+import { createScorerWithInfo } from '../../src/models/scorers/factory.js';
+import { enforceScoreContract } from '../../src/models/scorers/scorer.js';
+import { TfjsScorer } from '../../src/models/scorers/tfjs-scorer.js';
+import { collectFromSimulator } from '../../src/models/training/drills.js';
+import { spansFromVerdicts } from '../../src/models/training/labels.js';
+import { WindowCollector } from '../../src/models/training/windows.js';
+import { SimulatedCluster } from '../../src/sim/index.js';
 
 const DEFAULT_MODEL = path.join(import.meta.dirname, '../../models/default');
 
@@ -197,7 +204,10 @@ describe('model artefact', () => {
       windowEnd: 10_000,
       sampleCount: 1,
       observed: true,
+
       features: { 'node.up.last': 1, 'host.memory_rss_mb.last': usedMb },
+
+      evidence: { calls: null, upReported: null, probe: null },
     });
     const warnings = async (mode: 'sidecar' | 'embedded', env: Record<string, string> = {}) => {
       const lines: string[] = [];
@@ -279,6 +289,7 @@ describe('TfjsScorer', () => {
             sampleCount: observed ? 10 : 0,
             observed,
             features: Object.fromEntries(FEATURE_NAMES.map((n, j) => [n, vals[j]!])),
+            evidence: { calls: null, upReported: null, probe: null },
           }));
           const scores = scorer.score(vectors);
           for (const s of scores) expect(s.risk >= 0 && s.risk <= 1).toBe(true);

@@ -8,8 +8,8 @@ import { recordSimulation } from '../../src/eval/record.js';
 import { pipelineFromConfig, replayFile, settingsFromConfig } from '../../src/eval/replay.js';
 import { REPORT_SCHEMA } from '../../src/eval/report.js';
 import { newReadStats, readTelemetry } from '../../src/eval/telemetry-io.js';
-import { enforceScoreContract } from '../../src/models/scorer.js';
-import { StatScorer } from '../../src/models/stat-scorer.js';
+import { enforceScoreContract } from '../../src/models/scorers/scorer.js';
+import { StatScorer } from '../../src/models/scorers/stat-scorer.js';
 
 const FIXTURE = 'test/fixtures/replay';
 

@@ -4,10 +4,10 @@ import { ForesightError } from '../../src/errors.js';
 import { FEATURE_NAMES, FeatureExtractor } from '../../src/features/index.js';
 import { type SyntheticOptions, syntheticTicks } from '../../src/features/synthetic.js';
 import type { FeatureVector, NodeScore } from '../../src/messages.js';
-import { NullScorer, RandomScorer } from '../../src/models/baselines.js';
-import { enforceScoreContract, type Scorer } from '../../src/models/scorer.js';
-import { queueGrowsSteadily, StatScorer } from '../../src/models/stat-scorer.js';
-import { forecastExhaustion, timeToLimitS } from '../../src/models/trend.js';
+import { NullScorer, RandomScorer } from '../../src/models/scorers/baselines.js';
+import { enforceScoreContract, type Scorer } from '../../src/models/scorers/scorer.js';
+import { queueGrowsSteadily, StatScorer } from '../../src/models/scorers/stat-scorer.js';
+import { forecastExhaustion, timeToLimitS } from '../../src/models/scorers/trend.js';
 
 const T0 = Date.UTC(2024, 0, 1, 8);
 const NODES = ['s1', 's2', 's3', 's4', 's5', 's6'];
@@ -21,6 +21,7 @@ function vector(features: Record<string, number>, observed = true): FeatureVecto
     sampleCount: observed ? 1 : 0,
     observed,
     features,
+    evidence: { calls: null, upReported: null, probe: null },
   };
 }
 
@@ -44,6 +45,8 @@ function fixed(patch: Partial<NodeScore>): Scorer {
         scorer: 'fixed',
         observed: v.observed,
         activeCalls: 0,
+        activeCallsSource: 'ami',
+        evidence: { calls: { count: 0, source: 'ami' }, upReported: true, probe: null },
         up: true,
         ...patch,
       })),
@@ -99,6 +102,7 @@ describe('score contract', () => {
   it('baselines: null is always 0, random is seeded and in [0, 1], unobserved is 0', () => {
     const vs = Array.from({ length: 50 }, (_, i) => ({
       ...vector({ 'channels.active.last': 7, 'node.up.last': 1 }),
+      evidence: { calls: { count: 7, source: 'ami' as const }, upReported: true, probe: null },
       nodeId: `n${i}`,
     }));
     const nul = enforceScoreContract(new NullScorer()).score(vs);
@@ -275,6 +279,34 @@ describe('StatScorer', () => {
     expect(() => new StatScorer({ windowMs: 0 })).toThrow(/windowMs/);
   });
 
+  it('unobserved windows hold the persistence streak (absence of evidence is no recovery), up to a minute', () => {
+    const hotFeatures = {
+      'peers.observed': 3,
+      'db.query_ms.count': 20,
+      'z.self.db_query_p95': 40,
+      'z.peer.db_query_p95': 40,
+    };
+    /** 4 hot windows, `gap` unobserved ones (a takeover, a collector outage), then hot windows again. */
+    const run = (gap: number) => {
+      const scorer = new StatScorer();
+      const risks: number[] = [];
+      for (let i = 0; i < 4 + gap + 8; i++) {
+        const v = windowAt(i, hotFeatures);
+        const unobserved = i >= 4 && i < 4 + gap;
+        risks.push(scorer.score([unobserved ? { ...v, observed: false } : v])[0]!.risk);
+      }
+      return risks.slice(4 + gap);
+    };
+    // 6 windows of 10 s must persist: 4 before a 30 s gap count, so the 3rd hot window after it acts.
+    const held = run(3);
+    expect(held.slice(0, 2).every((r) => r <= 0.5)).toBe(true);
+    expect(held[2]).toBeGreaterThan(0.99);
+    // After a gap longer than a minute the earlier evidence is too old: persistence starts over (7 windows).
+    const over = run(8);
+    expect(over.slice(0, 6).every((r) => r <= 0.5)).toBe(true);
+    expect(over[6]).toBeGreaterThan(0.99);
+  });
+
   it('stall evidence alone (queue) must persist longer: two hiccups back to back are not a backlog', () => {
     const run = (hotWindows: (i: number) => boolean, total = 40) => {
       const scorer = new StatScorer();
@@ -429,9 +461,22 @@ describe('StatScorer', () => {
     expect(scorer.score([vector({ ...slow, 'sip.invite_setup_ms.count': 0 })])[0]!.risk).toBeLessThan(0.1);
   });
 
-  it('reports activeCalls and up from the vector', () => {
-    const [s] = new StatScorer().score([vector({ 'channels.active.last': 42, 'node.up.last': 0 })]);
-    expect(s).toMatchObject({ activeCalls: 42, up: false, observed: true, scorer: 'stat-v1' });
+  it('reports activeCalls with its source from the window evidence, and null when nothing counted them', () => {
+    const counted = {
+      ...vector({ 'channels.active.last': 42, 'node.up.last': 0 }),
+      evidence: { calls: { count: 42, source: 'sip' as const }, upReported: false, probe: null },
+    };
+    const [s] = new StatScorer().score([counted]);
+    expect(s).toMatchObject({
+      activeCalls: 42,
+      activeCallsSource: 'sip',
+      up: false,
+      observed: true,
+      scorer: 'stat-v1',
+    });
+    // A carried-forward feature is no count: without evidence the calls are unknown, not 42 and not 0.
+    const [u] = new StatScorer().score([{ ...vector({ 'channels.active.last': 42 }), windowStart: T0 + 10_000 }]);
+    expect(u).toMatchObject({ activeCalls: null, activeCallsSource: null });
   });
 
   it('rejects a non-positive limit', () => {

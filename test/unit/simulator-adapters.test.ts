@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { SimulatedDispatcher } from '../../src/actions/dispatcher/simulated.js';
 import type { Dispatcher, Restarter } from '../../src/actions/ports.js';
-import { SimulatedRestarter } from '../../src/actions/restarter/simulated.js';
-import { SimulatedCluster } from '../../src/ingest/simulator/index.js';
+import { ConfiguredDestinations, SimulatedDispatcher } from '../../src/sim/dispatcher.js';
+import { SimulatedCluster } from '../../src/sim/index.js';
+import { SimulatedRestarter } from '../../src/sim/restarter.js';
 import { describeDispatcherConformance } from '../helpers/dispatcher-conformance.js';
 
 const BUSY = Date.UTC(2024, 0, 1, 10, 0, 0);
@@ -27,6 +27,16 @@ describeDispatcherConformance('simulated', async () => {
   const { cluster, dispatcher } = setup();
   cluster.step(BUSY + 60_000);
   return { dispatcher, setId: 1, uri: 'sip:127.0.0.1:5073' };
+});
+
+// `foresight run` with the simulated dispatcher: a stand-in list of the configured nodes, two sets.
+describeDispatcherConformance('simulated, over configured destinations', async () => {
+  const table = new ConfiguredDestinations([
+    { id: 'a1', setId: 1, uri: 'sip:10.0.0.1:5060' },
+    { id: 'a2', setId: 1, uri: 'sip:10.0.0.2:5060' },
+    { id: 'b1', setId: 2, uri: 'sip:10.0.1.1:5060' },
+  ]);
+  return { dispatcher: new SimulatedDispatcher(table), setId: 1, uri: 'sip:10.0.0.2:5060' };
 });
 
 describe('SimulatedDispatcher', () => {

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EpisodeStream } from '../../src/ingest/simulator/episodes.js';
-import { dailyLoad } from '../../src/ingest/simulator/load-curve.js';
-import { Rng } from '../../src/ingest/simulator/rng.js';
+import { EpisodeStream } from '../../src/sim/episodes.js';
+import { dailyLoad } from '../../src/sim/load-curve.js';
+import { Rng } from '../../src/sim/rng.js';
 
 function meanOf(n: number, draw: () => number): number {
   let s = 0;

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ForesightError } from '../../src/errors.js';
-import { SimulatedCluster } from '../../src/ingest/simulator/index.js';
-import type { SimulatedClusterInput } from '../../src/ingest/simulator/options.js';
 import { isMetricName, type MetricName, type TelemetrySample } from '../../src/messages.js';
+import { SimulatedCluster } from '../../src/sim/index.js';
+import type { SimulatedClusterInput } from '../../src/sim/options.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -101,7 +101,7 @@ describe('SimulatedCluster determinism', () => {
 });
 
 describe('SimulatedCluster telemetry', () => {
-  it('emits only known metric names with finite values, source sim, on tick boundaries (any seed)', () => {
+  it('emits only known metric names with finite values, source sim (probe for its probes), on tick boundaries (any seed)', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
@@ -123,7 +123,12 @@ describe('SimulatedCluster telemetry', () => {
           const samples = sim.step(startAt + 40 * MIN);
           expect(samples.length).toBeGreaterThan(0);
           for (const s of samples) {
-            if (!isMetricName(s.metric) || !Number.isFinite(s.value) || s.source !== 'sim' || !ids.has(s.nodeId)) {
+            if (
+              !isMetricName(s.metric) ||
+              !Number.isFinite(s.value) ||
+              s.source !== (s.metric.startsWith('probe.') ? 'probe' : 'sim') ||
+              !ids.has(s.nodeId)
+            ) {
               throw new Error(`bad sample ${JSON.stringify(s)}`);
             }
             if ((s.ts - startAt) % tickMs !== 0 || s.ts <= startAt || s.ts > startAt + 40 * MIN) {

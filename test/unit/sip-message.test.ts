@@ -23,7 +23,31 @@ describe('parseSipHead', () => {
       cseq: '1 INVITE',
       cseqMethod: 'INVITE',
       branch: 'z9hG4bK.1',
+      fromTag: '1',
+      toTag: '',
+      sessionExpiresS: null,
     });
+  });
+
+  it('reads dialog tags (not a tag inside the URI) and Session-Expires', () => {
+    const s = parseSipHead(
+      [
+        'SIP/2.0 200 OK',
+        'v: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1',
+        'f: "A" <sip:a@127.0.0.1;tag=uri-param>;tag=caller-1',
+        't: <sip:b@127.0.0.1>;TAG=callee-9;x=y',
+        'i: c1',
+        'CSeq: 1 INVITE',
+        'x: 90;refresher=uac',
+        '',
+        '',
+      ].join('\r\n'),
+    );
+    expect(s).toMatchObject({ fromTag: 'caller-1', toTag: 'callee-9', sessionExpiresS: 90 });
+    const bare = parseSipHead(
+      'BYE sip:a SIP/2.0\r\nFrom: sip:a@h;tag=t1\r\nCall-ID: c\r\nCSeq: 2 BYE\r\nSession-Expires: soon\r\n\r\n',
+    );
+    expect(bare).toMatchObject({ fromTag: 't1', toTag: '', sessionExpiresS: null });
   });
 
   it('reads responses and compact header forms', () => {

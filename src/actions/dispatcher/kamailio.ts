@@ -261,7 +261,8 @@ export class KamailioDispatcher implements Dispatcher {
   }
 }
 
-function checkTarget(setId: number, uri: string): void {
+/** Validates a drain/activate target before anything is sent (shared by the fleet, which validates once). */
+export function checkTarget(setId: number, uri: string): void {
   // The set id must reach Kamailio as a JSON number: a string "1" is parsed as set 0.
   if (!Number.isInteger(setId) || setId < 0) {
     throw new ForesightError('FORESIGHT_ERR_BAD_REQUEST', `dispatcher set id must be a non-negative integer: ${setId}`);

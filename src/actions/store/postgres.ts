@@ -1,16 +1,21 @@
 /** Production store: PostgreSQL through a pg Pool. Tables are created if missing, in a configurable schema. */
 import pg from 'pg';
 import { ForesightError } from '../../errors.js';
-import type { AuditRecord, NodeRecord } from '../../messages.js';
-import type { AuditQuery, Store } from '../ports.js';
+import type { AuditRecord, NodeRecord, StateCheckpoint } from '../../messages.js';
+import type { AuditQuery, Store, StoredCheckpoint, ThresholdRecord } from '../ports.js';
 import {
   type AuditRow,
   auditLimit,
   auditWhere,
+  type CheckpointRow,
+  checkThreshold,
   type NodeRow,
   rowToAudit,
+  rowToCheckpoint,
   rowToNode,
+  rowToThreshold,
   serializeDetails,
+  type ThresholdRow,
 } from './schema.js';
 
 export interface PostgresStoreOptions {
@@ -38,7 +43,7 @@ export class PostgresStore implements Store {
     this.schema = schema;
   }
 
-  private t(table: 'nodes' | 'audit'): string {
+  private t(table: 'nodes' | 'audit' | 'thresholds' | 'checkpoints'): string {
     return `"${this.schema}".${table}`;
   }
 
@@ -97,6 +102,28 @@ export class PostgresStore implements Store {
       await this.q('init', `CREATE INDEX IF NOT EXISTS audit_node_seq ON ${this.t('audit')} (node_id, seq)`);
       await this.q('init', `CREATE INDEX IF NOT EXISTS audit_kind_seq ON ${this.t('audit')} (kind, seq)`);
       await this.q('init', `CREATE INDEX IF NOT EXISTS audit_ts ON ${this.t('audit')} (ts)`);
+      await this.q('init', `CREATE INDEX IF NOT EXISTS audit_decision ON ${this.t('audit')} (decision_id)`);
+      await this.q(
+        'init',
+        `CREATE TABLE IF NOT EXISTS ${this.t('thresholds')} (
+          scorer TEXT PRIMARY KEY,
+          threshold DOUBLE PRECISION NOT NULL,
+          false_alarms INTEGER NOT NULL DEFAULT 0,
+          true_alarms INTEGER NOT NULL DEFAULT 0,
+          updated_at BIGINT NOT NULL
+        )`,
+      );
+      await this.q(
+        'init',
+        `CREATE TABLE IF NOT EXISTS ${this.t('checkpoints')} (
+          key TEXT PRIMARY KEY,
+          kind TEXT NOT NULL,
+          node_id TEXT NOT NULL,
+          window_end DOUBLE PRECISION NOT NULL,
+          ts BIGINT NOT NULL,
+          body JSONB NOT NULL
+        )`,
+      );
     } catch (err) {
       this.pool = null;
       await pool.end().catch(() => {});
@@ -146,6 +173,51 @@ export class PostgresStore implements Store {
       [...where.values, limit],
     );
     return rows.map(rowToAudit);
+  }
+
+  async listThresholds(): Promise<ThresholdRecord[]> {
+    const rows = await this.q<ThresholdRow>('listThresholds', `SELECT * FROM ${this.t('thresholds')} ORDER BY scorer`);
+    return rows.map(rowToThreshold);
+  }
+
+  async putThreshold(r: ThresholdRecord): Promise<void> {
+    checkThreshold(r);
+    await this.q(
+      'putThreshold',
+      `INSERT INTO ${this.t('thresholds')} (scorer, threshold, false_alarms, true_alarms, updated_at)
+       VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (scorer) DO UPDATE SET threshold = EXCLUDED.threshold, false_alarms = EXCLUDED.false_alarms,
+         true_alarms = EXCLUDED.true_alarms, updated_at = EXCLUDED.updated_at`,
+      [r.scorer, r.threshold, r.falseAlarms, r.trueAlarms, r.updatedAt],
+    );
+  }
+
+  async putCheckpoints(records: StoredCheckpoint[]): Promise<void> {
+    if (records.length === 0) return;
+    await this.q(
+      'putCheckpoints',
+      `INSERT INTO ${this.t('checkpoints')} (key, kind, node_id, window_end, ts, body)
+       SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::float8[], $5::bigint[], $6::jsonb[])
+       ON CONFLICT (key) DO UPDATE SET kind = EXCLUDED.kind, node_id = EXCLUDED.node_id,
+         window_end = EXCLUDED.window_end, ts = EXCLUDED.ts, body = EXCLUDED.body`,
+      [
+        records.map((r) => r.key),
+        records.map((r) => r.checkpoint.kind),
+        records.map((r) => r.checkpoint.nodeId),
+        records.map((r) => r.checkpoint.windowEnd),
+        records.map((r) => r.checkpoint.ts),
+        records.map((r) => JSON.stringify(r.checkpoint.state)),
+      ],
+    );
+  }
+
+  async listCheckpoints(kind: StateCheckpoint['kind']): Promise<StoredCheckpoint[]> {
+    const rows = await this.q<CheckpointRow>(
+      'listCheckpoints',
+      `SELECT * FROM ${this.t('checkpoints')} WHERE kind = $1 ORDER BY key`,
+      [kind],
+    );
+    return rows.map(rowToCheckpoint);
   }
 
   /** Drops the schema and everything in it; for tests that use a throwaway schema. */

@@ -1,7 +1,7 @@
 /** Row shapes and conversions shared by the SQL stores, so SQLite and PostgreSQL read and write the same records. */
 import { ForesightError } from '../../errors.js';
 import { AUDIT_KINDS, type AuditKind, type AuditRecord, LIFECYCLE_STATES, type NodeRecord } from '../../messages.js';
-import type { AuditQuery } from '../ports.js';
+import type { AuditQuery, StoredCheckpoint, ThresholdRecord } from '../ports.js';
 
 export const DEFAULT_AUDIT_LIMIT = 100;
 export const MAX_AUDIT_LIMIT = 10_000;
@@ -29,6 +29,57 @@ export interface AuditRow {
   decision_id: string | null;
   dry_run: number | boolean;
   details: string | Record<string, unknown>;
+}
+
+export interface ThresholdRow {
+  scorer: string;
+  threshold: number | string;
+  false_alarms: number | string;
+  true_alarms: number | string;
+  updated_at: number | string;
+}
+
+export interface CheckpointRow {
+  key: string;
+  kind: string;
+  node_id: string;
+  window_end: number | string;
+  ts: number | string;
+  body: string | Record<string, unknown>;
+}
+
+export function rowToCheckpoint(row: CheckpointRow): StoredCheckpoint {
+  const kind = row.kind === 'scorer' ? 'scorer' : 'features';
+  return {
+    key: row.key,
+    checkpoint: {
+      kind,
+      nodeId: row.node_id,
+      windowEnd: Number(row.window_end),
+      ts: Number(row.ts),
+      state: typeof row.body === 'string' ? (JSON.parse(row.body) as unknown) : row.body,
+    },
+  };
+}
+
+export function rowToThreshold(row: ThresholdRow): ThresholdRecord {
+  return {
+    scorer: row.scorer,
+    threshold: Number(row.threshold),
+    falseAlarms: Number(row.false_alarms),
+    trueAlarms: Number(row.true_alarms),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+/** A threshold outside [0, 1] would silently disable or force drains; the store refuses it. */
+export function checkThreshold(r: ThresholdRecord): void {
+  if (!(r.threshold >= 0 && r.threshold <= 1) || r.scorer === '') {
+    throw new ForesightError(
+      'FORESIGHT_ERR_BAD_REQUEST',
+      `threshold ${r.threshold} for scorer "${r.scorer}" is not in [0, 1]`,
+    );
+  }
 }
 
 export function rowToNode(row: NodeRow): NodeRecord {
@@ -88,6 +139,7 @@ export function auditWhere(query: AuditQuery, param: (i: number) => string): { s
   if (query.kind !== undefined) add('kind =', query.kind);
   if (query.beforeSeq !== undefined) add('seq <', query.beforeSeq);
   if (query.since !== undefined) add('ts >=', query.since);
+  if (query.decisionId !== undefined) add('decision_id =', query.decisionId);
   return { sql: parts.length > 0 ? `WHERE ${parts.join(' AND ')}` : '', values };
 }
 

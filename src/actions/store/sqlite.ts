@@ -1,16 +1,21 @@
 /** Embedded store: one SQLite file in WAL mode (better-sqlite3 is synchronous; calls are short). */
 import Database from 'better-sqlite3';
 import { ForesightError } from '../../errors.js';
-import type { AuditRecord, NodeRecord } from '../../messages.js';
-import type { AuditQuery, Store } from '../ports.js';
+import type { AuditRecord, NodeRecord, StateCheckpoint } from '../../messages.js';
+import type { AuditQuery, Store, StoredCheckpoint, ThresholdRecord } from '../ports.js';
 import {
   type AuditRow,
   auditLimit,
   auditWhere,
+  type CheckpointRow,
+  checkThreshold,
   type NodeRow,
   rowToAudit,
+  rowToCheckpoint,
   rowToNode,
+  rowToThreshold,
   serializeDetails,
+  type ThresholdRow,
 } from './schema.js';
 
 const DDL = `
@@ -40,6 +45,22 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_node_seq ON audit (node_id, seq);
 CREATE INDEX IF NOT EXISTS audit_kind_seq ON audit (kind, seq);
 CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts);
+CREATE INDEX IF NOT EXISTS audit_decision ON audit (decision_id);
+CREATE TABLE IF NOT EXISTS thresholds (
+  scorer TEXT PRIMARY KEY,
+  threshold REAL NOT NULL,
+  false_alarms INTEGER NOT NULL DEFAULT 0,
+  true_alarms INTEGER NOT NULL DEFAULT 0,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+  key TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  window_end REAL NOT NULL,
+  ts INTEGER NOT NULL,
+  body TEXT NOT NULL
+);
 `;
 
 export interface SqliteStoreOptions {
@@ -149,6 +170,47 @@ export class SqliteStore implements Store {
       this.stmt(`SELECT * FROM audit ${where.sql} ORDER BY seq DESC LIMIT ?`).all(...where.values, limit),
     ) as AuditRow[];
     return rows.map(rowToAudit);
+  }
+
+  async listThresholds(): Promise<ThresholdRecord[]> {
+    const rows = this.run('listThresholds', () =>
+      this.stmt('SELECT * FROM thresholds ORDER BY scorer').all(),
+    ) as ThresholdRow[];
+    return rows.map(rowToThreshold);
+  }
+
+  async putThreshold(r: ThresholdRecord): Promise<void> {
+    checkThreshold(r);
+    this.run('putThreshold', () =>
+      this.stmt(
+        `INSERT INTO thresholds (scorer, threshold, false_alarms, true_alarms, updated_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (scorer) DO UPDATE SET threshold = excluded.threshold, false_alarms = excluded.false_alarms,
+             true_alarms = excluded.true_alarms, updated_at = excluded.updated_at`,
+      ).run(r.scorer, r.threshold, r.falseAlarms, r.trueAlarms, r.updatedAt),
+    );
+  }
+
+  async putCheckpoints(records: StoredCheckpoint[]): Promise<void> {
+    if (records.length === 0) return;
+    const put = this.stmt(
+      `INSERT INTO checkpoints (key, kind, node_id, window_end, ts, body) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET kind = excluded.kind, node_id = excluded.node_id,
+           window_end = excluded.window_end, ts = excluded.ts, body = excluded.body`,
+    );
+    this.run('putCheckpoints', () =>
+      this.db!.transaction(() => {
+        for (const { key, checkpoint: c } of records) {
+          put.run(key, c.kind, c.nodeId, c.windowEnd, c.ts, JSON.stringify(c.state));
+        }
+      })(),
+    );
+  }
+
+  async listCheckpoints(kind: StateCheckpoint['kind']): Promise<StoredCheckpoint[]> {
+    const rows = this.run('listCheckpoints', () =>
+      this.stmt('SELECT * FROM checkpoints WHERE kind = ? ORDER BY key').all(kind),
+    ) as CheckpointRow[];
+    return rows.map(rowToCheckpoint);
   }
 
   async close(): Promise<void> {

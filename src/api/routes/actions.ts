@@ -56,12 +56,34 @@ export const actionsPlugin: FastifyPluginAsync<ActionsPluginOptions> = async (ap
     );
   }
 
+  // Not a DrainAction: it changes who drives the node, not the node itself, and needs a reason like every action.
+  app.post<{ Params: NodeIdParams; Body: ActionBody }>(
+    '/api/nodes/:id/clear-override',
+    {
+      config: { access: 'operator', rateLimit: limit },
+      validatorCompiler: strictValidator,
+      schema: {
+        summary:
+          'End a manual override: Foresight drives the node again (a node left disabled by hand stays out until undrain)',
+        tags: ['actions'],
+        params: NodeIdParams,
+        body: ActionBody,
+        response: { 200: ActionResponse, ...errors },
+      },
+    },
+    async (request) => {
+      const ctx = { actor: actorOf(request), reason: request.body.reason.trim() };
+      return { audit: await actions.clearOverride(request.params.id, ctx) };
+    },
+  );
+
   app.post<{ Params: DecisionIdParams; Body: VerdictBody }>(
     '/api/decisions/:id/verdict',
     {
       config: { access: 'operator', rateLimit: limit },
       schema: {
-        summary: 'Judge an automatic decision (correct or false alarm), for evaluation',
+        summary:
+          'Judge an automatic drain (correct or false alarm): a training label that also moves the drain threshold of the scorer that raised it',
         tags: ['actions'],
         params: DecisionIdParams,
         body: VerdictBody,

@@ -3,7 +3,7 @@ import { errorMessage, ForesightError } from '../../errors.js';
 import { type Logger, silentLogger } from '../../log.js';
 import type { MetricName, TelemetrySample } from '../../messages.js';
 import { commandOutput, maxTaskprocessorQueue } from './command.js';
-import { samplesFromEvent } from './events.js';
+import { HangupCauses, samplesFromEvent } from './events.js';
 import type { AmiDecoderStats, AmiFrame } from './frame.js';
 import { type AmiEndpoint, AmiSession } from './session.js';
 
@@ -69,7 +69,7 @@ const TASKPROCESSORS = 'core show taskprocessors';
  * A node that cannot be reached, refuses login or stops answering Ping reports node.up 0 on every attempt.
  */
 export class AmiCollector {
-  private readonly o: AmiCollectorOptions;
+  private readonly options: AmiCollectorOptions;
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly random: () => number;
@@ -80,6 +80,8 @@ export class AmiCollector {
   private timers: NodeJS.Timeout[] = [];
   private attempt = 0;
   private polling = false;
+  /** Hangup causes carried by requests, per session (see HangupCauses). */
+  private hangupCauses = new HangupCauses();
   private readonly closedDecoders: AmiDecoderStats = emptyDecoderStats();
   private readonly counters: Omit<AmiCollectorStats, 'decoder' | 'nodeId'> = {
     state: 'idle',
@@ -104,7 +106,7 @@ export class AmiCollector {
     if (!Number.isInteger(options.port) || options.port <= 0 || options.port > 65535) {
       throw new ForesightError('FORESIGHT_ERR_CONFIG', `AMI port for ${options.nodeId} is invalid`);
     }
-    this.o = options;
+    this.options = options;
     this.clock = options.clock ?? systemClock;
     this.logger = (options.logger ?? silentLogger()).child({ component: 'ami', nodeId: options.nodeId });
     this.random = options.random ?? Math.random;
@@ -128,13 +130,13 @@ export class AmiCollector {
     const live = this.session?.decoderStats;
     const decoder = { ...this.closedDecoders };
     if (live) for (const k of Object.keys(decoder) as (keyof AmiDecoderStats)[]) decoder[k] += live[k];
-    return { nodeId: this.o.nodeId, ...this.counters, deviceStates: { ...this.counters.deviceStates }, decoder };
+    return { nodeId: this.options.nodeId, ...this.counters, deviceStates: { ...this.counters.deviceStates }, decoder };
   }
 
   /** Delay before retry n (0-based): "equal jitter", half fixed and half random, under an exponential cap. */
   backoffDelay(attempt: number): number {
-    const initial = this.o.backoff?.initialMs ?? 500;
-    const max = this.o.backoff?.maxMs ?? 30_000;
+    const initial = this.options.backoff?.initialMs ?? 500;
+    const max = this.options.backoff?.maxMs ?? 30_000;
     const cap = Math.min(max, initial * 2 ** Math.min(attempt, 30));
     return Math.round(cap / 2 + (this.random() * cap) / 2);
   }
@@ -143,6 +145,8 @@ export class AmiCollector {
     while (this.running) {
       this.counters.state = 'connecting';
       let session: AmiSession;
+      // Requests seen on a lost session never get their Hangup here: start afresh (events flow from the login on).
+      this.hangupCauses = new HangupCauses();
       try {
         session = await this.connect();
       } catch (err) {
@@ -158,7 +162,10 @@ export class AmiCollector {
       this.attempt = 0;
       this.counters.connects++;
       this.counters.state = 'up';
-      this.logger.info({ host: this.o.host, port: this.o.port, banner: session.banner }, 'AMI session open');
+      this.logger.info(
+        { host: this.options.host, port: this.options.port, banner: session.banner },
+        'AMI session open',
+      );
       const closed = session.closedPromise();
       this.startTimers(session);
       void this.setEventMask(session).then(() => this.poll(session));
@@ -173,11 +180,11 @@ export class AmiCollector {
   }
 
   private connect(): Promise<AmiSession> {
-    return AmiSession.open(this.o, {
-      connectTimeoutMs: this.o.connectTimeoutMs,
-      actionTimeoutMs: this.o.actionTimeoutMs,
-      maxFrameChars: this.o.maxFrameChars,
-      loginEvents: this.o.eventMask ?? 'system,call,reporting',
+    return AmiSession.open(this.options, {
+      connectTimeoutMs: this.options.connectTimeoutMs,
+      actionTimeoutMs: this.options.actionTimeoutMs,
+      maxFrameChars: this.options.maxFrameChars,
+      loginEvents: this.options.eventMask ?? 'system,call,reporting',
       logger: this.logger,
       onEvent: (frame) => this.onEvent(frame),
       onClose: (reason) => this.logger.warn({ reason }, 'AMI session closed'),
@@ -215,8 +222,8 @@ export class AmiCollector {
   }
 
   private startTimers(session: AmiSession): void {
-    const keepAlive = this.o.keepAliveIntervalMs ?? 5000;
-    const poll = this.o.pollIntervalMs ?? 10_000;
+    const keepAlive = this.options.keepAliveIntervalMs ?? 5000;
+    const poll = this.options.pollIntervalMs ?? 10_000;
     this.timers.push(setInterval(() => void this.ping(session), keepAlive));
     this.timers.push(setInterval(() => void this.poll(session), poll));
   }
@@ -227,7 +234,7 @@ export class AmiCollector {
   }
 
   private async setEventMask(session: AmiSession): Promise<void> {
-    await this.run(session, { Action: 'Events', EventMask: this.o.eventMask ?? 'system,call,reporting' });
+    await this.run(session, { Action: 'Events', EventMask: this.options.eventMask ?? 'system,call,reporting' });
   }
 
   private async ping(session: AmiSession): Promise<void> {
@@ -296,23 +303,28 @@ export class AmiCollector {
     else if (name === 'devicestatechange' && frame.fields.device) {
       this.counters.deviceStates[frame.fields.device] = frame.fields.state ?? '';
     }
-    const samples = samplesFromEvent(frame, this.clock.now(), {
-      nodeId: this.o.nodeId,
-      callChannelPrefix: this.o.callChannelPrefix,
-      rtpClockRateHz: this.o.rtpClockRateHz,
-    });
+    const samples = samplesFromEvent(
+      frame,
+      this.clock.now(),
+      {
+        nodeId: this.options.nodeId,
+        callChannelPrefix: this.options.callChannelPrefix,
+        rtpClockRateHz: this.options.rtpClockRateHz,
+      },
+      this.hangupCauses,
+    );
     if (samples.length > 0) this.emit(samples);
   }
 
   private sample(metric: MetricName, value: number): TelemetrySample {
-    return { nodeId: this.o.nodeId, ts: this.clock.now(), metric, value, source: 'ami' };
+    return { nodeId: this.options.nodeId, ts: this.clock.now(), metric, value, source: 'ami' };
   }
 
   private emit(samples: TelemetrySample[]): void {
     if (samples.length === 0) return;
     this.counters.samples += samples.length;
     try {
-      this.o.onSamples(samples);
+      this.options.onSamples(samples);
     } catch (err) {
       // A failing consumer must not take the connection down with it.
       this.logger.error({ err: errorMessage(err) }, 'onSamples handler threw');

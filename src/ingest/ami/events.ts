@@ -22,21 +22,30 @@ export interface EventMappingOptions {
 /**
  * Maps one AMI event to telemetry samples (possibly none).
  *
- * Hangup cause mapping (documented in docs/ami.md):
+ * Hangup cause mapping (documented in docs/ami.md), on the cause `causes` resolves (else the Hangup's own):
  * - 16/17/19/21 → calls.completed
  * - anything else → hangup.abnormal, and in addition for 27/34/38/41/42: calls.dropped when the channel was Up,
  *   calls.failed when it was still being set up.
  */
-export function samplesFromEvent(frame: AmiFrame, ts: number, options: EventMappingOptions): TelemetrySample[] {
+export function samplesFromEvent(
+  frame: AmiFrame,
+  ts: number,
+  options: EventMappingOptions,
+  causes?: HangupCauses,
+): TelemetrySample[] {
   const f = frame.fields;
   const name = f.event;
   // No closures here: this runs once per event on the hot path.
   switch (name === undefined ? '' : name.toLowerCase()) {
     case 'newchannel':
       return isCall(f, options) ? [mk(options, ts, 'calls.started', 1)] : [];
+    case 'hanguprequest':
+    case 'softhanguprequest':
+      causes?.request(f);
+      return [];
     case 'hangup': {
+      const cause = causes ? causes.take(f) : toInt(f.cause);
       if (!isCall(f, options)) return [];
-      const cause = toInt(f.cause);
       if (cause !== null && NORMAL_CAUSES.has(cause)) return [mk(options, ts, 'calls.completed', 1)];
       const out = [mk(options, ts, 'hangup.abnormal', 1)];
       if (cause !== null && NODE_FAILURE_CAUSES.has(cause)) {
@@ -58,6 +67,50 @@ export function samplesFromEvent(frame: AmiFrame, ts: number, options: EventMapp
     default:
       return [];
   }
+}
+
+/** Channels whose hangup requests are remembered at most; the oldest is forgotten first. */
+const MAX_PENDING_HANGUPS = 10_000;
+
+/**
+ * Where a channel's hangup cause really is. Asterisk 22 reports a caller's BYE as HangupRequest, SoftHangupRequest
+ * `Cause: 16`, then Hangup `Cause: 0` (Unknown): the cause travels on the request only (captured: test/fixtures/ami/asterisk22-caller-bye.ami). A hang-up by the
+ * dialplan carries 16 on the Hangup itself (asterisk22-callee-hangup.ami). So the last non-zero cause of a request for
+ * the channel stands in for a Hangup's missing or 0 cause. One instance per AMI session (Uniqueids are per node).
+ */
+export class HangupCauses {
+  private readonly requested = new Map<string, number>();
+
+  /** Notes the cause of a HangupRequest / SoftHangupRequest, if it has one. */
+  request(f: Record<string, string>): void {
+    const cause = toInt(f.cause);
+    const key = channelKey(f);
+    if (cause === null || cause === 0 || key === '') return;
+    this.requested.delete(key);
+    this.requested.set(key, cause);
+    if (this.requested.size > MAX_PENDING_HANGUPS) {
+      const oldest = this.requested.keys().next().value;
+      if (oldest !== undefined) this.requested.delete(oldest);
+    }
+  }
+
+  /** The cause to classify a Hangup by; forgets the channel. Null when neither the Hangup nor a request had one. */
+  take(f: Record<string, string>): number | null {
+    const key = channelKey(f);
+    const requested = this.requested.get(key);
+    this.requested.delete(key);
+    const own = toInt(f.cause);
+    if (own !== null && own !== 0) return own;
+    return requested ?? own;
+  }
+
+  get size(): number {
+    return this.requested.size;
+  }
+}
+
+function channelKey(f: Record<string, string>): string {
+  return f.uniqueid ?? f.channel ?? '';
 }
 
 function mk(options: EventMappingOptions, ts: number, metric: MetricName, value: number): TelemetrySample {

@@ -1,13 +1,15 @@
 /**
  * UDP listener for the HEP v3 packets Kamailio's siptrace mirrors (trace_mode=1, domain README F). Emits per node, every
- * flush interval, sip.retransmissions / sip.replies_5xx / sip.replies_408 counters and sip.invite_setup_ms /
- * sip.options_rtt_ms latencies. Garbage datagrams are counted, never fatal.
+ * flush interval, sip.retransmissions / sip.replies_5xx / sip.replies_408 counters, sip.invite_setup_ms /
+ * sip.options_rtt_ms latencies and the sip.dialogs_active / sip.dialogs_seen gauges (dialogs.ts). Garbage datagrams
+ * are counted, never fatal.
  */
 import dgram from 'node:dgram';
 import { type Clock, systemClock } from '../../clock.js';
 import { errorMessage, ForesightError } from '../../errors.js';
 import { type Logger, silentLogger } from '../../log.js';
 import type { TelemetrySample } from '../../messages.js';
+import { DialogCounter, type DialogCounterOptions, type DialogCounterStats, type NodeDialogView } from './dialogs.js';
 import { decodeHep, type HepRejectReason, hepTimestampMs } from './hep.js';
 import { parseSipHead } from './sip-message.js';
 import { SipTracker, type SipTrackerStats } from './tracker.js';
@@ -27,6 +29,8 @@ export interface HepCollectorOptions {
   reorderWindowMs?: number;
   transactionTimeoutMs?: number;
   maxTracked?: number;
+  /** Session timer, warm-up and caps of the dialog counter. */
+  dialogs?: Omit<DialogCounterOptions, 'nodes'>;
   clock?: Clock;
   logger?: Logger;
 }
@@ -37,10 +41,12 @@ export interface HepCollectorStats extends SipTrackerStats {
   /** HEP packets whose payload is not SIP (proto type other than 1) or not a parsable SIP head. */
   notSip: number;
   sinkErrors: number;
+  dialogs: DialogCounterStats;
 }
 
 export class HepCollector {
   private readonly tracker: SipTracker;
+  private readonly dialogCounter: DialogCounter;
   private readonly opts: Required<Pick<HepCollectorOptions, 'host' | 'port' | 'flushIntervalMs'>>;
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -60,8 +66,11 @@ export class HepCollector {
   };
 
   constructor(options: HepCollectorOptions) {
+    const dialogCounter = new DialogCounter({ ...options.dialogs, nodes: Object.keys(options.nodes) });
+    this.dialogCounter = dialogCounter;
     this.tracker = new SipTracker({
       nodes: options.nodes,
+      onPacket: (pkt, route) => dialogCounter.observe(pkt, route),
       ...(options.reorderWindowMs !== undefined && { reorderWindowMs: options.reorderWindowMs }),
       ...(options.transactionTimeoutMs !== undefined && { transactionTimeoutMs: options.transactionTimeoutMs }),
       ...(options.maxTracked !== undefined && { maxTracked: options.maxTracked }),
@@ -115,6 +124,11 @@ export class HepCollector {
     await this.flush(true);
   }
 
+  /** Whether the UDP listener is bound: a port held by another process leaves it unbound, and nothing arrives. */
+  get listening(): boolean {
+    return this.socket !== null;
+  }
+
   address(): { host: string; port: number } {
     const a = this.socket?.address();
     return a ? { host: a.address, port: a.port } : { host: this.opts.host, port: this.opts.port };
@@ -153,7 +167,10 @@ export class HepCollector {
 
   /** Processes what is due and hands the samples to the sink. `all` drains the reorder buffer. */
   async flush(all = false): Promise<void> {
-    const samples = this.tracker.flush(this.clock.now(), all);
+    const now = this.clock.now();
+    const samples = this.tracker.flush(now, all);
+    this.dialogCounter.expire(now);
+    samples.push(...this.dialogCounter.samples(now));
     if (samples.length === 0) return;
     try {
       await this.sink(samples);
@@ -170,6 +187,12 @@ export class HepCollector {
       rejected: { ...this.rejected },
       notSip: this.notSip,
       sinkErrors: this.sinkErrors,
+      dialogs: this.dialogCounter.stats(),
     };
+  }
+
+  /** Active dialogs per node and how far each count can be trusted (dialogs.ts). */
+  dialogs(): NodeDialogView[] {
+    return this.dialogCounter.view(this.clock.now());
   }
 }

@@ -17,12 +17,26 @@ export interface SipSummary {
   cseqMethod: string;
   /** Branch parameter of the top Via, or '' when absent. */
   branch: string;
+  /** `tag` parameter of From, or '' when absent (dialog identity, RFC 3261 12). */
+  fromTag?: string;
+  /** `tag` parameter of To, or '' when absent (an initial request has none). */
+  toTag?: string;
+  /** Delta-seconds of Session-Expires (RFC 4028), or null when absent or unreadable. */
+  sessionExpiresS?: number | null;
 }
 
 const MAX_HEAD = 16 * 1024;
 const STATUS_LINE = /^SIP\/2\.0 ([1-6]\d\d)(?: |$)/;
 const REQUEST_LINE = /^([A-Za-z]+) \S+ SIP\/2\.0$/;
 const BRANCH = /;\s*branch\s*=\s*([^;,\s]+)/i;
+const TAG = /;\s*tag\s*=\s*([^;,\s>]+)/i;
+const DELTA_SECONDS = /^\s*(\d{1,9})\s*(?:;|$)/;
+
+/** The tag parameter of a From/To value; parameters after the closing `>` of a name-addr, else anywhere. */
+function tagOf(value: string): string {
+  const close = value.lastIndexOf('>');
+  return TAG.exec(close >= 0 ? value.slice(close) : value)?.[1] ?? '';
+}
 
 function headerName(line: string, colon: number): string {
   return line.slice(0, colon).trim().toLowerCase();
@@ -56,6 +70,9 @@ export function parseSipHead(input: Buffer | string): SipSummary | null {
   let callId: string | null = null;
   let cseq: string | null = null;
   let via: string | null = null;
+  let from: string | null = null;
+  let to: string | null = null;
+  let sessionExpires: string | null = null;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i] as string;
     if (line === '') break;
@@ -65,7 +82,10 @@ export function parseSipHead(input: Buffer | string): SipSummary | null {
     if (callId === null && (name === 'call-id' || name === 'i')) callId = line.slice(colon + 1).trim();
     else if (cseq === null && name === 'cseq') cseq = line.slice(colon + 1).trim();
     else if (via === null && (name === 'via' || name === 'v')) via = line.slice(colon + 1);
-    if (callId !== null && cseq !== null && via !== null) break;
+    else if (from === null && (name === 'from' || name === 'f')) from = line.slice(colon + 1);
+    else if (to === null && (name === 'to' || name === 't')) to = line.slice(colon + 1);
+    else if (sessionExpires === null && (name === 'session-expires' || name === 'x'))
+      sessionExpires = line.slice(colon + 1);
   }
   if (!callId || !cseq) return null;
   const space = cseq.search(/\s/);
@@ -80,5 +100,17 @@ export function parseSipHead(input: Buffer | string): SipSummary | null {
     const topVia = via.split(',')[0] ?? '';
     branch = BRANCH.exec(topVia)?.[1] ?? '';
   }
-  return { firstLine, method, status, callId, cseq, cseqMethod, branch };
+  const se = sessionExpires === null ? null : DELTA_SECONDS.exec(sessionExpires);
+  return {
+    firstLine,
+    method,
+    status,
+    callId,
+    cseq,
+    cseqMethod,
+    branch,
+    fromTag: from === null ? '' : tagOf(from),
+    toTag: to === null ? '' : tagOf(to),
+    sessionExpiresS: se ? Number(se[1]) : null,
+  };
 }

@@ -37,6 +37,17 @@ export interface SipTrackerOptions {
   maxTracked?: number;
   /** Cap on buffered packets; beyond it packets are processed at once, unsorted. */
   maxPending?: number;
+  /**
+   * Sees every packet to or from a configured destination, in the order the tracker processes them (capture-time
+   * order within the reorder window), so other per-destination state (dialogs.ts) shares the reorder buffer.
+   */
+  onPacket?: (pkt: SipPacket, route: PacketRoute) => void;
+}
+
+/** Which configured destination a packet goes to or comes from (at least one is set). */
+export interface PacketRoute {
+  toNode: string | undefined;
+  fromNode: string | undefined;
 }
 
 export interface SipTrackerStats {
@@ -110,6 +121,7 @@ export class SipTracker {
   private maxSeenTs = Number.NEGATIVE_INFINITY;
   private processedUpTo = Number.NEGATIVE_INFINITY;
   private readonly stat = { processed: 0, unrelated: 0, late: 0, evicted: 0 };
+  private readonly onPacket: SipTrackerOptions['onPacket'];
 
   constructor(options: SipTrackerOptions) {
     for (const [nodeId, uri] of Object.entries(options.nodes)) {
@@ -125,6 +137,7 @@ export class SipTracker {
     this.reorderMs = options.reorderWindowMs ?? 500;
     this.maxTracked = options.maxTracked ?? 200_000;
     this.maxPending = options.maxPending ?? 100_000;
+    this.onPacket = options.onPacket;
   }
 
   /** Node id for a destination `host:port`, if configured. */
@@ -195,6 +208,7 @@ export class SipTracker {
       this.stat.unrelated++;
       return;
     }
+    this.onPacket?.(pkt, { toNode, fromNode });
     const s = pkt.sip;
     const copyKey = `${pkt.srcIp}|${pkt.srcPort}|${pkt.dstIp}|${pkt.dstPort}|${s.firstLine}|${s.callId}|${s.cseq}|${s.branch}`;
     const isCopy = this.copies.has(copyKey);
