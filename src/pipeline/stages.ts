@@ -263,6 +263,8 @@ export interface RebuildReport {
   vectors: number;
   /** Nodes whose history came from a checkpoint, and checkpoints refused (other layout, bad values). */
   restored: number;
+  /** Nodes whose history this replica held itself (it fed them until the rebalance, and no one emitted past it). */
+  kept: number;
   refused: number;
   ms: number;
 }
@@ -296,6 +298,8 @@ export class FeatureStage {
   private extractor: WindowExtractor;
   /** windowEnd of the newest vector emitted per node (here or, after a rebuild, by the previous owner). */
   private readonly lastEmitted = new Map<string, number>();
+  /** windowEnd of the newest vector this stage itself emitted per node (never another owner's). */
+  private readonly ownEmitted = new Map<string, number>();
   /** Per rebuilt partition: vectors of its nodes ending at or before this were emitted by the previous owner. */
   private readonly floors = new Map<number, number>();
   /** Per rebuilt partition: delivered records below this offset were already replayed into the extractor. */
@@ -469,6 +473,16 @@ export class FeatureStage {
     for (const cp of checkpoints.values()) {
       if (cp.windowEnd > (last.get(cp.nodeId) ?? Number.NEGATIVE_INFINITY)) last.set(cp.nodeId, cp.windowEnd);
     }
+    // Nodes this replica fed until the rebalance, and nobody emitted past since (a broker restart or a missed
+    // heartbeat gives the same partitions back): their whole history is right here, newer than any checkpoint. Their
+    // carried values matter most: a node last heard saying it is down must not come back "up" by default.
+    const kept = (
+      this.extractor.exportStates?.((nodeId) => {
+        const own = this.ownEmitted.get(nodeId);
+        return ownedSet.has(partitionOf(nodeId)) && own !== undefined && own >= (last.get(nodeId) ?? own);
+      }) ?? []
+    ).filter((state) => state.windowEnd >= (last.get(state.nodeId) ?? Number.NEGATIVE_INFINITY));
+    for (const state of kept) checkpoints.delete(state.nodeId);
     this.floors.clear();
     for (const [nodeId, end] of last) {
       const p = partitionOf(nodeId);
@@ -483,6 +497,14 @@ export class FeatureStage {
       this.checkpoints,
       (cp) => fresh.importState?.(cp.state as NodeFeatureState) ?? { ok: false, reason: 'no import' },
     );
+    let keptImported = 0;
+    for (const state of kept) {
+      const result = fresh.importState?.(state) ?? { ok: false, reason: 'no import' };
+      if (result.ok) {
+        restoredFrom.set(state.nodeId, state.windowEnd);
+        keptImported++;
+      } else logger.warn({ nodeId: state.nodeId, reason: result.reason }, "a kept node's history was refused");
+    }
     const oldestRestored = Math.min(...restoredFrom.values());
     // With a resume point, every owned partition is re-read from the oldest one (a node the previous owner had not yet
     // reported has no sample it accepted before that point). Without any (no window closed yet, e.g. a fresh start),
@@ -497,7 +519,8 @@ export class FeatureStage {
       fromTs,
       samples: 0,
       vectors: 0,
-      restored: restoredFrom.size,
+      restored: restoredFrom.size - keptImported,
+      kept: keptImported,
       refused: this.checkpoints.refused - refusedBefore,
       ms: 0,
     };
@@ -619,6 +642,7 @@ export class FeatureStage {
           if (floor !== undefined && v.windowEnd <= floor) continue;
         }
         this.lastEmitted.set(v.nodeId, v.windowEnd);
+        this.ownEmitted.set(v.nodeId, v.windowEnd);
         vectors.push(v);
       }
     }

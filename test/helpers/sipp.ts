@@ -140,6 +140,24 @@ function spawnSipp({ name, dir, args }: SpawnOptions): SippRun {
   };
 }
 
+/** Resolves once nothing holds the UDP port on 127.0.0.1 (our bind succeeds), or rejects after `timeoutMs`. */
+async function waitUdpPortFree(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const free = await new Promise<boolean>((done) => {
+      const probe = createSocket('udp4');
+      probe.once('error', () => {
+        probe.close();
+        done(false);
+      });
+      probe.bind(port, '127.0.0.1', () => probe.close(() => done(true)));
+    });
+    if (free) return;
+    if (Date.now() > deadline) throw new Error(`udp 127.0.0.1:${port} is still held by another process`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Resolves once something holds the UDP port on 127.0.0.1 (our bind fails), or rejects after `timeoutMs`. */
 async function waitUdpPortTaken(port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -168,6 +186,8 @@ export interface UasOptions {
 
 /** A backend answering INVITEs with Record-Route copied (and OPTIONS with 200 via `-aa`), until stopped. */
 export async function startUas({ port, dir, scenario = 'uas_rr.xml', extraArgs = [] }: UasOptions): Promise<SippRun> {
+  // A backend of an earlier test still shutting down would answer in place of this one, or make its bind fail.
+  await waitUdpPortFree(port, 5000);
   const run = spawnSipp({
     name: `uas-${port}`,
     dir,
@@ -175,6 +195,9 @@ export async function startUas({ port, dir, scenario = 'uas_rr.xml', extraArgs =
   });
   try {
     await waitUdpPortTaken(port, 5000);
+    // SIPp that could not bind (or took a bad scenario) exits at once: say so here, not as calls that go elsewhere.
+    const early = await Promise.race([run.exited, new Promise<null>((r) => setTimeout(() => r(null), 150))]);
+    if (early !== null) throw new Error(`sipp ${run.name} exited at start (code ${early.code})`);
   } catch (err) {
     await run.stop();
     throw err;

@@ -121,3 +121,42 @@ describe('FeatureStage across a rebalance (in-process bus, two replicas in one g
     expect(wrong.length).toBeGreaterThan(0);
   });
 });
+
+describe('FeatureStage: the nodes a replica keeps through a rebalance keep their history', () => {
+  it('a node last heard saying it is down is still down after its partitions come back (never "up" by default)', async () => {
+    const bus = new MemoryBus({ partitions: PARTITIONS, retainCommitted: 100_000 });
+    const vectors = await collectFeatures(bus);
+    const a = replica(bus, true);
+    const b = replica(bus, true);
+    await a.start();
+    // A node of a partition A keeps when B joins (B takes the odd ones).
+    const down = NODES.find((id) => partitionForKey(id, PARTITIONS) % 2 === 0)!;
+    const sample = (w: number, metric: TelemetrySample['metric'], value: number): TelemetrySample => ({
+      nodeId: down,
+      ts: T0 + w * WINDOW + 100,
+      metric,
+      value,
+      source: 'ami',
+    });
+    await publish(bus, [sample(0, 'node.up', 1), sample(0, 'calls.started', 1)]);
+    // Its AMI went away at window 1: one node.up 0, then only other telemetry (its database probe, say).
+    await publish(bus, [sample(1, 'node.up', 0), sample(1, 'calls.started', 1)]);
+    for (let w = 2; w < 5; w++) await publish(bus, [sample(w, 'calls.started', 1)]);
+    await b.start();
+    await bus.idle();
+    for (let w = 5; w < 7; w++) await publish(bus, [sample(w, 'calls.started', 1)]);
+    await b.stop();
+    await bus.idle();
+    // B left: A gains its partitions and rebuilds, its own nodes included; the node.up 0 is far behind the re-read.
+    for (let w = 7; w < 10; w++) await publish(bus, [sample(w, 'calls.started', 1)]);
+    await a.tick(T0 + 10 * WINDOW + LATENESS);
+    await bus.idle();
+    expect(a.recovery.rebuilds).toBeGreaterThanOrEqual(2);
+    expect(a.recovery.last?.kept).toBeGreaterThanOrEqual(1);
+    const mine = vectors.filter((v) => v.nodeId === down && v.observed).sort((x, y) => x.windowEnd - y.windowEnd);
+    expect(mine.length).toBeGreaterThanOrEqual(9);
+    for (const v of mine.slice(1)) expect(v.features['node.up.last'], `window ending ${v.windowEnd}`).toBe(0);
+    await a.stop();
+    await bus.close();
+  });
+});
