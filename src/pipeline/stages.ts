@@ -442,8 +442,8 @@ export class FeatureStage {
    * 2. a fresh extractor re-reads the owned partitions' telemetry from the oldest such point up to the current end,
    *    merged across partitions in event-time order, and emits only windows after each node's last emitted one;
    * 3. records the consumer then delivers from the committed offset below that end are skipped, being in already.
-   * Kept nodes are rebuilt too (one extractor holds every owned node); with recoveryWarmupMs 0 their baselines start
-   * cold. When no owned node has a vector within the lookback (no window closed yet), telemetry is re-read from the
+   * Kept nodes are rebuilt too (one extractor holds every owned node), from the history the old extractor hands over
+   * when no one else emitted past it; moved nodes from their checkpoint, or cold (warmer with recoveryWarmupMs). When no owned node has a vector within the lookback (no window closed yet), telemetry is re-read from the
    * lookback's start.
    */
   private async rebuild(owned: number[]): Promise<void> {
