@@ -302,10 +302,13 @@ export class FeatureStage {
   private readonly ownEmitted = new Map<string, number>();
   /** Per rebuilt partition: vectors of its nodes ending at or before this were emitted by the previous owner. */
   private readonly floors = new Map<number, number>();
-  /** Per rebuilt partition: delivered records below this offset were already replayed into the extractor. */
-  private readonly replayedTo = new Map<number, number>();
-  /** Per partition: records below this offset were ingested here; a redelivery of them is not new telemetry. */
+  /**
+   * Per partition: records below this offset are in the extractor already, read by a rebuild's replay or delivered
+   * before (Kafka delivers again from a commit lost in an outage); a record below it is not new telemetry.
+   */
   private readonly ingestedTo = new Map<number, number>();
+  /** Partitions whose ingestedTo a rebuild's replay set and no delivery has passed yet (their skips count apart). */
+  private readonly replayed = new Set<number>();
   /** Newest event time seen (samples or ticks). */
   private eventTime = Number.NEGATIVE_INFINITY;
   /** Batches, ticks and rebalance hooks run one at a time: a rebuild swaps the extractor under them. */
@@ -356,7 +359,7 @@ export class FeatureStage {
           this.queue.run(() => {
             for (const p of partitions) {
               this.owned?.delete(p);
-              this.replayedTo.delete(p);
+              this.replayed.delete(p);
               // ingestedTo stays: a broker restart revokes and gives back the same partitions, then redelivers from
               // a commit it lost. A partition that really moved comes back only through a rebuild, which clears it.
               this.floors.delete(p);
@@ -387,25 +390,20 @@ export class FeatureStage {
   private async handle(batch: DeliveredRecord<TelemetrySample>[]): Promise<void> {
     let records = batch;
     const first = batch[0];
-    if (first !== undefined && this.replayedTo.size > 0) {
-      const upto = this.replayedTo.get(first.partition);
-      if (upto !== undefined) {
-        // The consumer resumes from the committed offset, behind what the rebuild already replayed.
-        records = batch.filter((r) => Number(r.offset) >= upto);
-        this.recovery.skipped += batch.length - records.length;
-        if (records.length > 0) this.replayedTo.delete(first.partition);
-      }
-    }
     if (first !== undefined) {
-      const done = this.ingestedTo.get(first.partition);
-      if (done !== undefined && Number(records[0]?.offset ?? done) < done) {
-        const fresh = records.filter((r) => Number(r.offset) >= done);
-        this.recovery.redelivered += records.length - fresh.length;
-        records = fresh;
+      const p = first.partition;
+      const done = this.ingestedTo.get(p);
+      if (done !== undefined && Number(first.offset) < done) {
+        // After a rebuild the consumer resumes from the committed offset, behind what the replay read; after a lost
+        // commit it delivers again what was ingested.
+        records = batch.filter((r) => Number(r.offset) >= done);
+        if (this.replayed.has(p)) this.recovery.skipped += batch.length - records.length;
+        else this.recovery.redelivered += batch.length - records.length;
       }
       const lastRecord = records[records.length - 1];
       if (lastRecord !== undefined) {
-        this.ingestedTo.set(first.partition, Number(lastRecord.offset) + 1);
+        this.ingestedTo.set(p, Number(lastRecord.offset) + 1);
+        this.replayed.delete(p);
         this.awaitingDelivery = false;
       }
     }
@@ -524,9 +522,9 @@ export class FeatureStage {
       refused: this.checkpoints.refused - refusedBefore,
       ms: 0,
     };
-    this.replayedTo.clear();
-    // The fresh extractor has ingested only what the replay gives it; replayedTo now says what to skip.
+    // The fresh extractor holds only what the replay gives it; the replay's ends say what to skip.
     this.ingestedTo.clear();
+    this.replayed.clear();
     this.rebuilding = true;
     try {
       await this.replayInto(fresh, owned, fromTs, floor, report);
@@ -568,7 +566,10 @@ export class FeatureStage {
       report.vectors += vectors.length;
       await this.emit(vectors);
     }
-    for (const [p, end] of ends) this.replayedTo.set(p, Number(end));
+    for (const [p, end] of ends) {
+      this.ingestedTo.set(p, Number(end));
+      this.replayed.add(p);
+    }
   }
 
   /**

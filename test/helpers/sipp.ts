@@ -140,26 +140,8 @@ function spawnSipp({ name, dir, args }: SpawnOptions): SippRun {
   };
 }
 
-/** Resolves once nothing holds the UDP port on 127.0.0.1 (our bind succeeds), or rejects after `timeoutMs`. */
-async function waitUdpPortFree(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const free = await new Promise<boolean>((done) => {
-      const probe = createSocket('udp4');
-      probe.once('error', () => {
-        probe.close();
-        done(false);
-      });
-      probe.bind(port, '127.0.0.1', () => probe.close(() => done(true)));
-    });
-    if (free) return;
-    if (Date.now() > deadline) throw new Error(`udp 127.0.0.1:${port} is still held by another process`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Resolves once something holds the UDP port on 127.0.0.1 (our bind fails), or rejects after `timeoutMs`. */
-async function waitUdpPortTaken(port: number, timeoutMs: number): Promise<void> {
+/** Resolves once the UDP port on 127.0.0.1 is held (our bind fails) or free (it succeeds); rejects after `timeoutMs`. */
+async function waitUdpPort(port: number, want: 'taken' | 'free', timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const taken = await new Promise<boolean>((done) => {
@@ -170,8 +152,14 @@ async function waitUdpPortTaken(port: number, timeoutMs: number): Promise<void> 
       });
       probe.bind(port, '127.0.0.1', () => probe.close(() => done(false)));
     });
-    if (taken) return;
-    if (Date.now() > deadline) throw new Error(`nothing bound udp 127.0.0.1:${port} within ${timeoutMs} ms`);
+    if (taken === (want === 'taken')) return;
+    if (Date.now() > deadline) {
+      throw new Error(
+        want === 'taken'
+          ? `nothing bound udp 127.0.0.1:${port} within ${timeoutMs} ms`
+          : `udp 127.0.0.1:${port} is still held by another process`,
+      );
+    }
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -187,14 +175,14 @@ export interface UasOptions {
 /** A backend answering INVITEs with Record-Route copied (and OPTIONS with 200 via `-aa`), until stopped. */
 export async function startUas({ port, dir, scenario = 'uas_rr.xml', extraArgs = [] }: UasOptions): Promise<SippRun> {
   // A backend of an earlier test still shutting down would answer in place of this one, or make its bind fail.
-  await waitUdpPortFree(port, 5000);
+  await waitUdpPort(port, 'free', 5000);
   const run = spawnSipp({
     name: `uas-${port}`,
     dir,
     args: ['-sf', join(SIPP_FIXTURES, scenario), '-i', '127.0.0.1', '-p', String(port), '-aa', ...extraArgs],
   });
   try {
-    await waitUdpPortTaken(port, 5000);
+    await waitUdpPort(port, 'taken', 5000);
     // SIPp that could not bind (or took a bad scenario) exits at once: say so here, not as calls that go elsewhere.
     const early = await Promise.race([run.exited, new Promise<null>((r) => setTimeout(() => r(null), 150))]);
     if (early !== null) throw new Error(`sipp ${run.name} exited at start (code ${early.code})`);

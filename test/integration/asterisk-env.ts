@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import type { AmiEndpoint } from '../../src/ingest/ami/session.js';
+import { type AmiEndpoint, AmiSession } from '../../src/ingest/ami/session.js';
 
 /** Real Asterisk lab nodes from scripts/services/asterisk.sh (see deploy/asterisk/test/ for their config). */
 
@@ -39,4 +39,15 @@ export async function startAsteriskNodes(count: number): Promise<AsteriskNode[]>
 
 export function amiEndpoint(node: AsteriskNode): AmiEndpoint {
   return { host: '127.0.0.1', port: node.amiPort, username: node.amiUser, secret: node.amiSecret };
+}
+
+/** CoreStatus's start-up date and time: changes when the process really restarted. */
+export async function coreStartup(node: AsteriskNode): Promise<string> {
+  const session = await AmiSession.open(amiEndpoint(node));
+  try {
+    const { response } = await session.action({ Action: 'CoreStatus' });
+    return `${response.fields.corestartupdate} ${response.fields.corestartuptime}`;
+  } finally {
+    session.close();
+  }
 }

@@ -9,11 +9,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AmiSession } from '../../src/ingest/ami/session.js';
 import { createScratchDatabase, freePort, type ScratchDatabase, SidecarProcess, waitFor } from '../chaos/env.js';
 import { openAmiTap } from '../helpers/ami-tap.js';
 import { type SippRun, startUac } from '../helpers/sipp.js';
-import { ASTERISK_START_TIMEOUT_MS, type AsteriskNode, amiEndpoint, startAsteriskNodes } from './asterisk-env.js';
+import { ASTERISK_START_TIMEOUT_MS, type AsteriskNode, coreStartup, startAsteriskNodes } from './asterisk-env.js';
 import { AST_PROXY, type AsteriskProxy, asteriskSidecarConfig, startAsteriskProxy } from './asterisk-stack.js';
 import { kafkaService } from './kafka-support.js';
 
@@ -81,16 +80,6 @@ function upNow(run: SippRun): number {
     if (m.method === 'BYE') ended.add(m.callId);
   }
   return [...answered].filter((id) => !ended.has(id)).length;
-}
-
-async function coreStartup(node: AsteriskNode): Promise<string> {
-  const session = await AmiSession.open(amiEndpoint(node));
-  try {
-    const { response } = await session.action({ Action: 'CoreStatus' });
-    return `${response.fields.corestartupdate} ${response.fields.corestartuptime}`;
-  } finally {
-    session.close();
-  }
 }
 
 describe('foresight run with real Asterisk nodes behind Kamailio', () => {

@@ -4,11 +4,16 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AmiRestarter } from '../../src/actions/restarter/ami.js';
 import { AmiCollector } from '../../src/ingest/ami/collector.js';
-import { AmiSession } from '../../src/ingest/ami/session.js';
 import type { MetricName, TelemetrySample } from '../../src/messages.js';
 import { openAmiTap } from '../helpers/ami-tap.js';
 import { type SippMessage, type SippRun, startUac } from '../helpers/sipp.js';
-import { ASTERISK_START_TIMEOUT_MS, type AsteriskNode, amiEndpoint, startAsteriskNodes } from './asterisk-env.js';
+import {
+  ASTERISK_START_TIMEOUT_MS,
+  type AsteriskNode,
+  amiEndpoint,
+  coreStartup,
+  startAsteriskNodes,
+} from './asterisk-env.js';
 
 /**
  * The AMI collector and restarter against real Asterisk 22 nodes (scripts/services/asterisk.sh), with sipp placing
@@ -249,14 +254,3 @@ describe('AMI collector and restarter against real Asterisk nodes', () => {
     expect(await coreStartup(node)).not.toBe(startupBefore);
   });
 });
-
-/** CoreStatus's start-up date and time: changes when the process really restarted. */
-async function coreStartup(node: AsteriskNode): Promise<string> {
-  const session = await AmiSession.open(amiEndpoint(node));
-  try {
-    const { response } = await session.action({ Action: 'CoreStatus' });
-    return `${response.fields.corestartupdate} ${response.fields.corestartuptime}`;
-  } finally {
-    session.close();
-  }
-}

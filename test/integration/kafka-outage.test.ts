@@ -17,24 +17,11 @@ import { silentLogger } from '../../src/log.js';
 import type { TelemetrySample } from '../../src/messages.js';
 import { TelemetryOutbox } from '../../src/pipeline/outbox.js';
 import { FeatureStage } from '../../src/pipeline/stages.js';
+import { sleep, waitFor } from '../chaos/env.js';
 import { deleteTestTopics, KAFKA_BROKERS, kafkaService, uniquePrefix } from './kafka-support.js';
 
 const WINDOW = 1000;
 const LATENESS = 500;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
 
 const config = parseConfig({
   bus: {
