@@ -343,6 +343,8 @@ export class FeatureExtractor {
   private readonly maxCatchUp: number;
   private readonly idleSourceMs: number;
   private readonly sources = new Map<number, SourceMark>();
+  /** Event time of the oldest sample a producer the caller knows of still holds unsent (+Infinity: none). */
+  private upstreamOldestTs = Number.POSITIVE_INFINITY;
   private readonly defaultSetId: number;
   private readonly remotePeers: RemotePeerSource | undefined;
   private readonly onRejected: ((sample: unknown, reason: RejectReason) => void) | undefined;
@@ -692,13 +694,23 @@ export class FeatureExtractor {
   }
 
   /**
-   * How far windows may close on event time: the newest event time of the slowest active source. +Infinity when no
-   * source holds anything (no sources, every one idle, or none has delivered a usable sample yet): then the clock
+   * Holds windows open for samples a producer still holds unsent (the caller's own outbox draining its spool after a
+   * broker outage): each partition has several producers, and the one that drains first moves the partition's
+   * watermark past what the others have yet to send. `null`: nothing waits. Applies with sources only.
+   */
+  holdUpstream(oldestUnsentTs: number | null): void {
+    this.upstreamOldestTs =
+      oldestUnsentTs === null || !Number.isFinite(oldestUnsentTs) ? Number.POSITIVE_INFINITY : oldestUnsentTs;
+  }
+
+  /**
+   * How far windows may close on event time: the newest event time of the slowest active source, and not past what a
+   * producer still holds (holdUpstream). +Infinity when nothing holds (no sources, every one idle, or none has delivered a usable sample yet): then the clock
    * alone closes windows, as with one watermark. A source holds from its first usable sample: a partition that was
    * assigned but never delivered may simply be empty, and would otherwise hold every window at each start.
    */
   private heldWatermark(): number {
-    let held = Number.POSITIVE_INFINITY;
+    let held = this.upstreamOldestTs;
     for (const m of this.sources.values()) {
       if (this.clockNow - m.seenAt > this.idleSourceMs || m.maxTs === Number.NEGATIVE_INFINITY) continue;
       if (m.maxTs < held) held = m.maxTs;

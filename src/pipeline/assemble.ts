@@ -163,8 +163,9 @@ export class Loop {
       recoveryWarmupMs: config.features.recoveryWarmupMs,
       // Kafka delivers partition by partition (one at a time after an outage): a watermark per partition.
       arrivalClock: config.bus.kind === 'kafka' ? () => parts.clock?.now() ?? Date.now() : undefined,
-      // What this replica's collectors spooled in an outage is still to come, whatever the group's lag says.
-      upstreamPending: () => this.outbox.stats().queued,
+      // What this replica's collectors spooled in an outage is still to come, whatever the group's lag says, and
+      // windows wait for it even when another producer has moved its partitions on.
+      upstreamBacklogTs: () => this.outbox.backlogOldestTs(),
       outageHoldMs: config.bus.outbox.maxOutageMs,
       checkpoints,
       peers: peerBoard ? { board: peerBoard, replicaId: `${hostname()}-${process.pid}-${++loopsBuilt}` } : undefined,

@@ -51,6 +51,8 @@ export class TelemetryOutbox {
   private readonly maxQueued: number;
   private readonly maxOutageMs: number;
   private readonly now: () => number;
+  /** The last publish failed: what waits in memory is held back by the bus, not merely on its way. */
+  private publishFailing = false;
 
   constructor(
     private readonly bus: Bus,
@@ -138,9 +140,11 @@ export class TelemetryOutbox {
         batch.map((s) => ({ key: s.nodeId, value: s, timestamp: s.ts })),
       );
       this.counters.published += batch.length;
+      this.publishFailing = false;
       return true;
     } catch (err) {
       this.counters.failedPublishes++;
+      this.publishFailing = true;
       if (this.counters.failedPublishes % 50 === 1) {
         this.logger.warn(
           { err: errorMessage(err), queued: this.queue.length + (this.spool?.records ?? 0) },
@@ -149,6 +153,16 @@ export class TelemetryOutbox {
       }
       return false;
     }
+  }
+
+  /**
+   * Event time of the oldest sample the bus has not taken because it could not (spooled, or queued since a publish
+   * failed); null while samples flow. Consumers hold their windows open for it (FeatureStage `upstreamBacklogTs`).
+   */
+  backlogOldestTs(): number | null {
+    const spooled = this.spool?.oldestTs() ?? null;
+    if (spooled !== null) return spooled;
+    return this.publishFailing ? (this.queue[0]?.ts ?? null) : null;
   }
 
   stats(): OutboxStats {

@@ -21,6 +21,8 @@ export interface WindowExtractor {
   advance(nowMs: number, options?: { waitForSources?: boolean }): FeatureVector[];
   /** Counts the active sources as heard from at `nowMs`: silence while the bus is unreachable is the bus's. */
   holdSources?(nowMs: number): void;
+  /** Windows wait for samples a producer still holds unsent from this event time on; null: nothing waits. */
+  holdUpstream?(oldestUnsentTs: number | null): void;
   /** Learnt per-node history for checkpoints (FeatureExtractor has both); without them nodes move cold. */
   exportStates?(include?: (nodeId: string) => boolean): NodeFeatureState[];
   importState?(state: NodeFeatureState): StateImport;
@@ -232,10 +234,13 @@ export interface FeatureStageOptions extends StageOptions {
    */
   arrivalClock?: () => number;
   /**
-   * Telemetry this process's own collectors hold that the bus has not taken yet (the outbox's memory queue and spool).
-   * While any waits, the group's lag of 0 is no evidence that nothing is left to read.
+   * Event time of the oldest sample this process's own collectors hold back because the bus did not take it (the
+   * outbox's spool after a broker outage); null while samples flow. With per-partition watermarks no window closes
+   * past it until the group has read what was held: another producer on the same partition (another replica's
+   * collector) may drain its spool first and move the partition on. And while anything is held, the group's lag of 0
+   * is no evidence that nothing is left to read.
    */
-  upstreamPending?: () => number;
+  upstreamBacklogTs?: () => number | null;
   /**
    * How long an unreachable bus keeps the partitions active (holding windows open for what producers spool), ms.
    * Past it the idle rule applies again. Default 600 000 (bus.outbox.maxOutageMs: what is older is not kept anyway).
@@ -271,6 +276,12 @@ export interface RebuildReport {
 
 /** How long the consumer must be seen caught up before silence closes windows on the clock alone. */
 const CAUGHT_UP_MS = 3000;
+
+/**
+ * How long windows still wait for this process's backlog after the outbox has sent it, when the group is not seen
+ * caught up (lag 0) meanwhile: a consumer that far behind has the partition's newer samples yet to read anyway.
+ */
+const UPSTREAM_RELEASE_MAX_MS = 10_000;
 
 /** Closed windows kept across a bus outage: 10 000 nodes for a minute of 10 s windows. */
 const MAX_UNPUBLISHED_VECTORS = 60_000;
@@ -316,6 +327,14 @@ export class FeatureStage {
   private stopping = false;
   /** Since when (tick clock) the group was seen with no telemetry left to read; null: lagging or unknown. */
   private lagZeroSince: number | null = null;
+  /** When (tick clock) the newest lag query that answered 0 was asked. */
+  private lagZeroAskedAt: number | null = null;
+  /**
+   * Event time windows wait at for this process's backlog; once the outbox has sent it (`upstreamSentAt`), until a
+   * lag query asked after that answers 0: sent is not yet read.
+   */
+  private upstreamHold: number | null = null;
+  private upstreamSentAt: number | null = null;
   private lagPolling = false;
   /**
    * The bus was unreachable (a lag query failed) and nothing has been delivered since: producers may still hold what
@@ -418,6 +437,7 @@ export class FeatureStage {
     this.eventTime = newest;
     const clock = this.options.arrivalClock;
     const from = clock && first !== undefined ? { source: first.partition, at: clock() } : undefined;
+    if (from) this.noteUpstream(from.at);
     await this.emit(this.extractor.ingest(samples, from));
   }
 
@@ -588,14 +608,33 @@ export class FeatureStage {
    */
   async tick(nowMs: number): Promise<void> {
     if (this.options.arrivalClock) this.pollLag(nowMs);
-    const caughtUp =
-      this.lagZeroSince !== null &&
-      nowMs - this.lagZeroSince >= CAUGHT_UP_MS &&
-      (this.options.upstreamPending?.() ?? 0) === 0;
     await this.queue.run(async () => {
       if (nowMs > this.eventTime) this.eventTime = nowMs;
+      if (this.options.arrivalClock) this.noteUpstream(nowMs);
+      const caughtUp =
+        this.lagZeroSince !== null && nowMs - this.lagZeroSince >= CAUGHT_UP_MS && this.upstreamHold === null;
       await this.emit(this.extractor.advance(nowMs, { waitForSources: !caughtUp }));
     });
+  }
+
+  /** Tells the extractor how far this process's backlog holds windows (per-partition watermarks only). */
+  private noteUpstream(nowMs: number): void {
+    const backlog = this.options.upstreamBacklogTs?.() ?? null;
+    if (backlog !== null) {
+      // The oldest held back since the backlog began: part of it may be sent and not yet read. Never older than the
+      // outbox keeps samples (outageHoldMs is its maxOutageMs).
+      const oldest = Math.min(this.upstreamHold ?? backlog, backlog);
+      this.upstreamHold = Math.max(oldest, nowMs - (this.options.outageHoldMs ?? 600_000));
+      this.upstreamSentAt = null;
+    } else if (this.upstreamHold !== null) {
+      this.upstreamSentAt ??= nowMs;
+      const read = this.lagZeroAskedAt !== null && this.lagZeroAskedAt > this.upstreamSentAt;
+      if (read || nowMs - this.upstreamSentAt > UPSTREAM_RELEASE_MAX_MS) {
+        this.upstreamHold = null;
+        this.upstreamSentAt = null;
+      }
+    }
+    this.extractor.holdUpstream?.(this.upstreamHold);
   }
 
   /** Asks the bus for the group's telemetry lag, one question at a time; an error or a lag resets the evidence. */
@@ -610,6 +649,7 @@ export class FeatureStage {
     Promise.race([this.options.bus.lag('telemetry', group), timeout])
       .then((lag) => {
         this.unreachableSince = null;
+        if (lag === 0) this.lagZeroAskedAt = nowMs;
         if (lag > 0 || this.awaitingDelivery) this.lagZeroSince = null;
         else if (this.lagZeroSince === null) this.lagZeroSince = nowMs;
       })

@@ -10,15 +10,15 @@ const WINDOW = 1000;
 
 /**
  * A feature stage with per-partition watermarks on the in-process bus; `lagFails` makes lag() fail (broker down),
- * `pending` is what the process's own outbox still holds.
+ * `unreadLag` adds records the broker holds that the stage has not been given yet, `pendingFrom` is the event time of the oldest sample the process's own outbox still holds (null: none).
  */
 async function setup(options: { outageHoldMs?: number } = {}) {
   const inner = new MemoryBus({ partitions: 4 });
-  const state = { lagFails: false, pending: 0 };
+  const state = { lagFails: false, pendingFrom: null as number | null, unreadLag: 0 };
   const bus = Object.create(inner) as Bus;
   bus.lag = async (topic, group) => {
     if (state.lagFails) throw new Error('connect ECONNREFUSED');
-    return inner.lag(topic, group);
+    return (await inner.lag(topic, group)) + state.unreadLag;
   };
   let telemetryHandler: ((batch: DeliveredRecord<TelemetrySample>[]) => Promise<void>) | null = null;
   // The stage's telemetry handler, so a test can deliver records again as Kafka does after a lost commit.
@@ -37,7 +37,7 @@ async function setup(options: { outageHoldMs?: number } = {}) {
     extractor,
     partitions: 4,
     arrivalClock: () => now,
-    upstreamPending: () => state.pending,
+    upstreamBacklogTs: () => state.pendingFrom,
     ...options,
   });
   await stage.start();
@@ -122,11 +122,52 @@ describe('feature stage: silence and per-partition watermarks', () => {
 
   it("while this process's outbox still holds telemetry, the group's lag of 0 does not close windows", async () => {
     const s = await setup();
-    s.state.pending = 120;
+    s.state.pendingFrom = s.now();
     await s.run(8000);
     expect(s.unobserved()).toBe(0);
-    s.state.pending = 0;
-    await s.run(2000);
+    s.state.pendingFrom = null;
+    // Sent is not yet read: the windows wait for a lag of 0 asked after the backlog went out.
+    await s.run(4000);
+    expect(s.unobserved()).toBeGreaterThan(0);
+    await s.close();
+  });
+
+  it("another producer moving a partition on does not close the windows this process's outbox still holds samples for", async () => {
+    const s = await setup();
+    const t = s.now();
+    // This process's HEP collector spooled ast1's SIP samples through an outage; another producer (the AMI collector
+    // of another replica) drained first and keeps every partition moving, ast1's included.
+    s.state.pendingFrom = t;
+    for (let i = 0; i < 6; i++) {
+      await s.run(1000);
+      await s.publishNow();
+    }
+    // The outbox has sent them, but the group has not read them yet: sent is not read, the windows still wait.
+    s.state.pendingFrom = null;
+    s.state.unreadLag = 5;
+    await s.run(5000);
+    expect(s.extractor.stats().accepted).toBe(4 * 7);
+    await s.inner.publish(
+      'telemetry',
+      [0, 1, 2, 3, 4].map((i) => ({
+        key: 'ast1',
+        value: { ts: t + i * 1000, nodeId: 'ast1', metric: 'sip.retransmissions', value: i, source: 'sip' },
+      })),
+    );
+    await s.inner.idle();
+    s.state.unreadLag = 0;
+    await s.run(3000);
+    const stats = s.extractor.stats();
+    expect(stats.rejected.late).toBe(0);
+    expect(stats.accepted).toBe(4 * 7 + 5);
+    await s.close();
+  });
+
+  it('a backlog holds windows no further back than the outbox keeps samples (outageHoldMs)', async () => {
+    const s = await setup({ outageHoldMs: 20_000 });
+    // The outbox reports the same oldest sample for minutes (it expires what is older than its maxOutageMs).
+    s.state.pendingFrom = s.now();
+    await s.run(90_000);
     expect(s.unobserved()).toBeGreaterThan(0);
     await s.close();
   });

@@ -50,6 +50,28 @@ describe('telemetry outbox', () => {
     await inner.close();
   });
 
+  it('reports a backlog only for what the bus did not take, memory queue and spool alike', async () => {
+    for (const spoolDir of [undefined, mkdtempSync(path.join(tmpdir(), 'outbox-backlog-'))]) {
+      const bus = switchableBus(new MemoryBus());
+      const outbox = new TelemetryOutbox(bus, silentLogger(), { spoolDir });
+      outbox.offer([sample(5)]);
+      await outbox.flush();
+      expect(outbox.backlogOldestTs()).toBeNull();
+      bus.down = true;
+      outbox.offer([sample(7), sample(8)]);
+      await outbox.flush();
+      expect(outbox.backlogOldestTs()).toBe(sample(7).ts);
+      outbox.offer([sample(9)]);
+      expect(outbox.backlogOldestTs()).toBe(sample(7).ts);
+      await outbox.flush(); // the failing flush the last offer started
+      bus.down = false;
+      await outbox.flush();
+      expect(outbox.stats().queued).toBe(0);
+      expect(outbox.backlogOldestTs()).toBeNull();
+      outbox.close();
+    }
+  });
+
   it('bounds the queue in a long outage and counts what it drops', async () => {
     const bus = switchableBus(new MemoryBus());
     const outbox = new TelemetryOutbox(bus, silentLogger(), 100);
