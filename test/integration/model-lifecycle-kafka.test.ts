@@ -25,6 +25,7 @@ import { deleteTestTopics, KAFKA_BROKERS, kafkaService, uniquePrefix } from './k
  */
 const HOUR = 3_600_000;
 const MIN = 60_000;
+const DAY = 24 * HOUR;
 const RECORD_MS = 3 * HOUR;
 const SHADOW_MS = 30 * MIN;
 
@@ -44,6 +45,19 @@ const driftAtEnd: Shape = (s, _t0, heldBackFrom) => {
   else if (s.metric === 'db.query_ms') s.value *= 5;
 };
 
+/**
+ * The simulated cluster's options for a recording from t0: its clock reads 02:00 at t0, whatever the hour the test
+ * runs at. The simulated load follows the time of day, and a recording through the morning ramp or the busy hours
+ * has `stat` flag the job not once (measured with recordings starting each hour: 0 false alarms from 06:19 to 15:19
+ * UTC on weekdays and 08:19 to 15:19 at weekends, 19–24 from 01:19 to 05:19 every day), which leaves a candidate
+ * nothing to beat: the test then failed by the hour CI ran at.
+ */
+function simAt(t0: number) {
+  const toTwoAm = (2 * HOUR - (t0 % DAY)) / HOUR;
+  const utcOffsetHours = (((toTwoAm % 24) + 36) % 24) - 12;
+  return { seed: 11, nodes: 3, tickMs: 5000, startAt: t0, utcOffsetHours, randomIncidents: { perNodeDay: 0 } };
+}
+
 interface Cluster {
   prefix: string;
   sim: SimulatedCluster;
@@ -53,13 +67,7 @@ interface Cluster {
 
 async function publishRecording(name: string, shape: Shape, t0: number): Promise<Cluster> {
   const prefix = uniquePrefix(name);
-  const sim = new SimulatedCluster({
-    seed: 11,
-    nodes: 3,
-    tickMs: 5000,
-    startAt: t0,
-    randomIncidents: { perNodeDay: 0 },
-  });
+  const sim = new SimulatedCluster(simAt(t0));
   const bus = new KafkajsBus({ brokers: KAFKA_BROKERS, topicPrefix: prefix, partitions: 3, logger: silentLogger() });
   const heldBackFrom = t0 + RECORD_MS * 0.75;
   try {
@@ -164,18 +172,14 @@ describe('model lifecycle on Kafka: record → train → validate → shadow →
     const h = await lifecycleOn(fits);
     try {
       // The loop's live stat: warm on the same telemetry (a fresh simulator of the same seed replays it).
-      const replay = new SimulatedCluster({
-        seed: 11,
-        nodes: 3,
-        tickMs: 5000,
-        startAt: fits.t0,
-        randomIncidents: { perNodeDay: 0 },
-      });
+      const replay = new SimulatedCluster(simAt(fits.t0));
       h.live(fits.t0, fits.t0 + RECORD_MS, replay);
       // The cycle falls due at the end of the recording period: read back from Kafka, train, validate.
       await h.wiring.lifecycle.tick(fits.t0 + RECORD_MS);
       await h.wiring.lifecycle.idle();
       let info = await h.wiring.model.info();
+      const cycle = (info.lifecycle as { lastCycle: { reasons?: string[] } | null }).lastCycle;
+      if (cycle) console.log('fits, cycle ended before the shadow:', JSON.stringify(cycle));
       expect(info).toMatchObject({ kind: 'stat', lifecycle: { phase: 'shadow' } });
       const lc = info.lifecycle as { lastCycle: unknown; shadow: { candidate: string } };
       expect(lc.lastCycle).toBeNull();
