@@ -705,9 +705,10 @@ export class FeatureExtractor {
 
   /**
    * How far windows may close on event time: the newest event time of the slowest active source, and not past what a
-   * producer still holds (holdUpstream). +Infinity when nothing holds (no sources, every one idle, or none has delivered a usable sample yet): then the clock
-   * alone closes windows, as with one watermark. A source holds from its first usable sample: a partition that was
-   * assigned but never delivered may simply be empty, and would otherwise hold every window at each start.
+   * producer still holds (holdUpstream). +Infinity when nothing holds (no sources, every one idle, or none has
+   * delivered a usable sample yet): then the clock alone closes windows, as with one watermark. A source holds from
+   * its first usable sample: a partition that was assigned but never delivered may simply be empty, and would
+   * otherwise hold every window at each start.
    */
   private heldWatermark(): number {
     let held = this.upstreamOldestTs;
