@@ -613,7 +613,9 @@ export function startDrain(
     restartIssuedAt: null,
     lastDrainAt: now,
     riskStreak: 0,
-    probationUntil: null,
+    // Kept, not cleared: probation counts only while active (inProbation), a return sets a new one, and a drain the
+    // dispatcher never took (cancel_drain) must leave the node on the probation it had.
+    probationUntil: node.probationUntil,
     probationFailures: inProbation && d.actor === 'auto' ? node.probationFailures + 1 : 0,
     quarantineRelease: null,
     restarts: node.restarts.filter((t) => t > now - 3_600_000),
@@ -636,8 +638,20 @@ export function enter(node: LifecycleNode, step: Step, policy: LifecyclePolicy, 
       return step.note ? { ...node, callsUnknownNoted: true } : node;
     case 'extend_drain':
       return { ...node, drainExtended: true };
-    case 'cancel_drain':
-      return { ...entering(node, 'active', now), drainConfirmed: false, riskStreak: 0 };
+    case 'cancel_drain': {
+      // A cancelled drain did not fail the probation: the failure startDrain counted goes again.
+      const countedInProbation =
+        node.actor === 'auto' &&
+        node.probationUntil !== null &&
+        node.lastDrainAt !== null &&
+        node.lastDrainAt < node.probationUntil;
+      return {
+        ...entering(node, 'active', now),
+        drainConfirmed: false,
+        riskStreak: 0,
+        probationFailures: countedInProbation ? Math.max(0, node.probationFailures - 1) : node.probationFailures,
+      };
+    }
     case 'restart':
       return {
         ...entering(node, 'restarting', now),

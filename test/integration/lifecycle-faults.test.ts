@@ -279,6 +279,11 @@ describe('a degrading path to one backend, which a restart does not cure', () =>
         55_000,
         500,
       );
+      if ((drain.details.evidence as { probation?: boolean }).probation !== true) {
+        // Seen once in ten full runs (stop 23's last run), cause not yet known: what the trail says is the way in.
+        const trail = (await sidecar.audit({ nodeId: 'ast2' })).filter((r) => r.ts >= returnedAt);
+        console.log('drain in probation without probation evidence:', JSON.stringify({ returnedAt, drain, trail }));
+      }
       expect((drain.details.evidence as { probation?: boolean }).probation).toBe(true);
       expect(drain.ts - returnedAt).toBeLessThan(120_000);
       expect(drain.reason).toMatch(/probes failing for \d+ s: path to ast2 loses \d+ % of OPTIONS.*on probation/);

@@ -321,3 +321,39 @@ describe('the reason a restart did not cure', () => {
     expect(enter(node, step, POLICY, T0 + POLICY.recoverMs + W).lastProbeFault).toBeNull();
   });
 });
+
+describe('a drain the dispatcher never took', () => {
+  it('leaves a node in probation on that probation when it is cancelled, so the next drain is still a probation failure', () => {
+    const returned = enter(
+      { ...newLifecycleNode('ast2', 1, T0), state: 'recovering', since: T0 },
+      { kind: 'return', reason: 'healthy probes', evidence: {}, restarted: false },
+      POLICY,
+      T0,
+    );
+    expect(returned.probationUntil).toBe(T0 + POLICY.probationMs);
+    // Failing probes start an automatic drain; before the dispatcher confirms it, a lucky probe window passes.
+    const draining = observe(
+      startDrain(returned, { actor: 'auto', plan: 'cycle', cause: 'probes' }, T0 + W),
+      {
+        ts: T0 + 2 * W,
+        observed: true,
+        risk: 0,
+        evidence: { calls: null, upReported: null, probe: PEER_PROBES[0]! },
+        crashForecastMs: null,
+        probeHealthy: true,
+        probeNote: 'healthy',
+        topFeatures: [],
+      },
+      POLICY,
+    );
+    expect(draining.probationFailures).toBe(1);
+    const step = nextStep(draining, POLICY, T0 + 2 * W);
+    expect(step.kind).toBe('cancel_drain');
+    const back = enter(draining, step, POLICY, T0 + 2 * W);
+    expect(back.state).toBe('active');
+    expect(back.probationUntil).toBe(T0 + POLICY.probationMs);
+    expect(back.probationFailures).toBe(0);
+    // The fault is back: the next drain happens in probation and counts once.
+    expect(startDrain(back, { actor: 'auto', plan: 'cycle', cause: 'probes' }, T0 + 3 * W).probationFailures).toBe(1);
+  });
+});
