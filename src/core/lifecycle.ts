@@ -595,13 +595,17 @@ function entering(node: LifecycleNode, state: NodeLifecycleState, now: number): 
   };
 }
 
+/** An automatic drain started at `at` within the node's probation: a probation failure (undone if cancelled). */
+function failsProbation(node: LifecycleNode, actor: string, at: number): boolean {
+  return actor === 'auto' && node.probationUntil !== null && at < node.probationUntil;
+}
+
 /** A drain starts (confirmed later by drainConfirmedAt). Counts a failure in probation. */
 export function startDrain(
   node: LifecycleNode,
   d: { actor: string; plan: DrainPlan; cause?: LifecycleNode['drainCause'] },
   now: number,
 ): LifecycleNode {
-  const inProbation = node.probationUntil !== null && now < node.probationUntil;
   return {
     ...entering(node, 'draining', now),
     plan: d.plan,
@@ -616,7 +620,7 @@ export function startDrain(
     // Kept, not cleared: probation counts only while active (inProbation), a return sets a new one, and a drain the
     // dispatcher never took (cancel_drain) must leave the node on the probation it had.
     probationUntil: node.probationUntil,
-    probationFailures: inProbation && d.actor === 'auto' ? node.probationFailures + 1 : 0,
+    probationFailures: failsProbation(node, d.actor, now) ? node.probationFailures + 1 : 0,
     quarantineRelease: null,
     restarts: node.restarts.filter((t) => t > now - 3_600_000),
     lastCalls: node.lastCalls,
@@ -640,16 +644,12 @@ export function enter(node: LifecycleNode, step: Step, policy: LifecyclePolicy, 
       return { ...node, drainExtended: true };
     case 'cancel_drain': {
       // A cancelled drain did not fail the probation: the failure startDrain counted goes again.
-      const countedInProbation =
-        node.actor === 'auto' &&
-        node.probationUntil !== null &&
-        node.lastDrainAt !== null &&
-        node.lastDrainAt < node.probationUntil;
+      const counted = node.lastDrainAt !== null && failsProbation(node, node.actor, node.lastDrainAt);
       return {
         ...entering(node, 'active', now),
         drainConfirmed: false,
         riskStreak: 0,
-        probationFailures: countedInProbation ? Math.max(0, node.probationFailures - 1) : node.probationFailures,
+        probationFailures: counted ? Math.max(0, node.probationFailures - 1) : node.probationFailures,
       };
     }
     case 'restart':

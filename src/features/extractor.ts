@@ -696,7 +696,8 @@ export class FeatureExtractor {
   /**
    * Holds windows open for samples a producer still holds unsent (the caller's own outbox draining its spool after a
    * broker outage): each partition has several producers, and the one that drains first moves the partition's
-   * watermark past what the others have yet to send. `null`: nothing waits. Applies with sources only.
+   * watermark past what the others have yet to send. `null`: nothing waits. The feature stage sets it only with
+   * per-partition watermarks.
    */
   holdUpstream(oldestUnsentTs: number | null): void {
     this.upstreamOldestTs =

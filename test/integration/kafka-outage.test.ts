@@ -3,9 +3,9 @@
  * along through two collectors' outboxes (spooled to disk while the broker is down; the second's spool far too small)
  * that share the partitions and drain at their own pace after the outage. Two feature stages consume it: one with a
  * watermark per partition that knows what this process's outboxes still hold (as `foresight run` does), one with a
- * single watermark (as before). Stopping the
- * shared broker disturbs other Kafka users: run this file under the real-stack lock (`flock
- * /tmp/foresight-realstack.lock npx vitest run --project integration test/integration/kafka-outage.test.ts`).
+ * single watermark (as before). Stopping the shared broker disturbs other Kafka users: run this file under the
+ * real-stack lock (`flock /tmp/foresight-realstack.lock npx vitest run --project integration
+ * test/integration/kafka-outage.test.ts`).
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -280,7 +280,8 @@ describe('a degrading path to one backend, which a restart does not cure', () =>
         500,
       );
       if ((drain.details.evidence as { probation?: boolean }).probation !== true) {
-        // Seen once in ten full runs (stop 23's last run), cause not yet known: what the trail says is the way in.
+        // Seen once in ten full runs, before a cancelled drain kept the node's probation: if it recurs, the trail says
+        // what else ended the probation.
         const trail = (await sidecar.audit({ nodeId: 'ast2' })).filter((r) => r.ts >= returnedAt);
         console.log('drain in probation without probation evidence:', JSON.stringify({ returnedAt, drain, trail }));
       }

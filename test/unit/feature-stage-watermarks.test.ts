@@ -10,7 +10,8 @@ const WINDOW = 1000;
 
 /**
  * A feature stage with per-partition watermarks on the in-process bus; `lagFails` makes lag() fail (broker down),
- * `unreadLag` adds records the broker holds that the stage has not been given yet, `pendingFrom` is the event time of the oldest sample the process's own outbox still holds (null: none).
+ * `unreadLag` adds records the broker holds that the stage has not been given yet, `pendingFrom` is the event time of
+ * the oldest sample the process's own outbox holds back (null: none).
  */
 async function setup(options: { outageHoldMs?: number } = {}) {
   const inner = new MemoryBus({ partitions: 4 });
